@@ -1,0 +1,38 @@
+"""``strucspars-viz`` command line: one subcommand per job a notebook can do.
+
+Each subcommand lives in the module that implements it, which exposes ``add_arguments(parser)``
+and ``main(args) -> int``; this file only wires them together.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("strucspars_viz.demo", "learn permutations on a planted matrix and a CIFAR-trained layer; write a report"),
+    "permute": ("strucspars_viz.commands", "learn P, Q of a weight-norm matrix (.npy) or a model layer and print the rounds"),
+    "compress": ("strucspars_viz.commands", "sparsify a registered model to a target and report params / MACs before and after"),
+    "train": ("strucspars_viz.training", "Algorithm 1 end to end: sparsify, reach the target, mask, finetune, compress"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strucspars-viz", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        getattr(mod, f"add_{name}_arguments", getattr(mod, "add_arguments", None))(p)
+        p.set_defaults(_entry=getattr(mod, f"{name}_main", getattr(mod, "main", None)))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._entry(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""The one stateful object: which convs are sparsified and their ``P``, ``Q``, ``G`` (SPEC §2-§5).
+
+``StructuredSparsifier`` walks a model, keeps one :class:`LayerState` per sparsified conv
+(keyed by module name in ``sparsifier.layers``) and offers the operations of Algorithm 1:
+permutation updates, the structured L1 regulariser on gradients, the grouping criterion,
+the bisection to a target sparsity, and masking. Everything it knows round-trips through
+``state_dict()``.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from typing import Iterable, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .birkhoff import Method
+from .hierarchy import block_mask, groups_for, kept_fractions, max_groups, model_sparsity, penalty_matrix
+from .norms import norm_matrix
+from .permutation import HistoryStep, inverse_permutation, learn_permutations
+
+__all__ = ["LayerState", "StructuredSparsifier", "TargetResult", "sparsifiable_convs"]
+
+
+@dataclass
+class LayerState:
+    """Per-layer state: channel counts, kernel size, learned ``P`` / ``Q`` and current ``G``."""
+
+    name: str
+    cout: int
+    cin: int
+    kernel: int  # kh * kw, the real kernel size (SPEC §9: never guessed from the layer name)
+    row_perm: np.ndarray
+    col_perm: np.ndarray
+    groups: int = 1
+    learned: bool = False
+
+    @property
+    def max_groups(self) -> int:
+        return max_groups(self.cout, self.cin)
+
+    @property
+    def size(self) -> int:
+        """``n_l = Cout * Cin * kh * kw``."""
+        return self.cout * self.cin * self.kernel
+
+    @property
+    def row_inv(self) -> np.ndarray:
+        return inverse_permutation(self.row_perm)
+
+    @property
+    def col_inv(self) -> np.ndarray:
+        return inverse_permutation(self.col_perm)
+
+    def unpermute(self, matrix: torch.Tensor) -> torch.Tensor:
+        """Map a matrix given in permuted order back to the weight's order: ``M[P_inv][:, Q_inv]``."""
+        rows = torch.as_tensor(self.row_inv, device=matrix.device)
+        cols = torch.as_tensor(self.col_inv, device=matrix.device)
+        return matrix[rows][:, cols]
+
+    def mask(self, *, dtype=torch.float32, device=None) -> torch.Tensor:
+        """``U_G[P_inv][:, Q_inv]``: the block mask in the weight's own channel order."""
+        return self.unpermute(block_mask(self.cout, self.cin, self.groups, dtype=dtype, device=device))
+
+
+class TargetResult(NamedTuple):
+    keep: float
+    sparsity: float
+    groups: dict[str, int]
+    exact: bool  # True when one global ``keep`` landed inside [target, target + tol]
+
+
+def sparsifiable_convs(
+    model: nn.Module,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+) -> tuple[dict[str, nn.Conv2d], dict[str, str]]:
+    """The convs to sparsify and, for the others, why not.
+
+    Default: every ``nn.Conv2d`` except the stem (the first conv in module order) and convs that are
+    already grouped. ``include`` / ``exclude`` are ``fnmatch`` patterns on module names; an explicit
+    ``include`` may select the stem. Linear layers (the classifier) are never sparsified.
+    """
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no nn.Conv2d layers: nothing to sparsify")
+    include = list(include) if include is not None else None
+    exclude = list(exclude or [])
+    stem = convs[0][0]
+    chosen: dict[str, nn.Conv2d] = {}
+    skipped: dict[str, str] = {}
+    for name, conv in convs:
+        if include is not None and not any(fnmatch(name, p) for p in include):
+            skipped[name] = "not matched by include"
+        elif include is None and name == stem:
+            skipped[name] = "stem (first conv)"
+        elif any(fnmatch(name, p) for p in exclude):
+            skipped[name] = "matched by exclude"
+        elif conv.groups != 1:
+            skipped[name] = f"already grouped (groups={conv.groups})"
+        else:
+            chosen[name] = conv
+    if not chosen:
+        raise ValueError(
+            f"nothing to sparsify in {type(model).__name__}: convs found {[n for n, _ in convs]}, "
+            f"skipped {skipped}. Sparsifiable convs are ungrouped nn.Conv2d other than the stem."
+        )
+    return chosen, skipped
+
+
+class StructuredSparsifier:
+    """Structured sparsification state for a model (SPEC §2-§5).
+
+    Parameters
+    ----------
+    model : the network; its sparsified convs are modified in place by :meth:`apply_masks`.
+    decay : damping of finer hierarchy levels in ``R`` and ``R_g`` (SPEC §1).
+    keep : default fraction ``p`` of L1 mass the grouping criterion keeps (SPEC §3).
+    include, exclude : ``fnmatch`` patterns on module names (see :func:`sparsifiable_convs`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        decay: float = 0.5,
+        keep: float = 0.9,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+    ) -> None:
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must lie in (0, 1], got {decay}")
+        if not 0.0 <= keep <= 1.0:
+            raise ValueError(f"keep must lie in [0, 1], got {keep}")
+        self.model = model
+        self.decay = float(decay)
+        self.keep = float(keep)
+        self.modules, self.skipped = sparsifiable_convs(model, include, exclude)
+        self.layers: dict[str, LayerState] = {
+            name: LayerState(
+                name,
+                conv.out_channels,
+                conv.in_channels,
+                int(np.prod(conv.kernel_size)),
+                np.arange(conv.out_channels, dtype=np.int64),
+                np.arange(conv.in_channels, dtype=np.int64),
+            )
+            for name, conv in self.modules.items()
+        }
+        self.masked = False
+        self._penalties: dict[str, torch.Tensor] = {}
+        self._masks: dict[str, torch.Tensor] = {}
+        self._hooks: list = []
+
+    # ------------------------------------------------------------------ norms and permutations
+    def norm_matrices(self, permuted: bool = False) -> dict[str, np.ndarray]:
+        """``S`` (or ``S' = S[P][:, Q]``) of every sparsified layer, as float64 arrays."""
+        out = {}
+        for name, st in self.layers.items():
+            s = norm_matrix(self.modules[name]).double().cpu().numpy()
+            out[name] = s[st.row_perm][:, st.col_perm] if permuted else s
+        return out
+
+    def _invalidate(self) -> None:
+        self._penalties.clear()
+        self._masks.clear()
+
+    def update_permutations(
+        self, iters: int = 10, method: Method = "lsa", *, progress: bool = False, **kwargs
+    ) -> dict[str, list[HistoryStep]]:
+        """Run ``iters`` P/Q rounds on every layer (SPEC §2).
+
+        The first call on a layer uses :func:`learn_permutations`' default multi-start search; later
+        calls warm-start from the current ``(P, Q)``. Layers with an odd channel count are skipped.
+        Returns each layer's history.
+        """
+        if self.masked:
+            raise RuntimeError("permutations are frozen once masks are applied (finetuning phase)")
+        histories = {}
+        first_init = kwargs.pop("init", None)
+        items = [(n, st) for n, st in self.layers.items() if st.max_groups > 1]
+        for name, st in tqdm(items, desc="P/Q update", disable=not progress, leave=False):
+            init = (st.row_perm, st.col_perm) if st.learned else first_init
+            p, q, hist = learn_permutations(
+                norm_matrix(self.modules[name]), iters, method, self.decay, init=init, **kwargs
+            )
+            st.row_perm, st.col_perm, st.learned = p, q, True
+            histories[name] = hist
+        self._invalidate()
+        return histories
+
+    def set_permutations(self, perms: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace ``(P, Q)`` of the named layers (the ablations of SPEC §7).
+
+        Inverses are derived from ``P``/``Q`` on every use, so replacing them can never leave a stale
+        inverse behind (SPEC §9's SHUFFLENET defect).
+        """
+        for name, (p, q) in perms.items():
+            st = self._layer(name)
+            p, q = np.asarray(p, np.int64), np.asarray(q, np.int64)
+            if not (np.array_equal(np.sort(p), np.arange(st.cout)) and np.array_equal(np.sort(q), np.arange(st.cin))):
+                raise ValueError(f"layer {name}: need permutations of range({st.cout}) and range({st.cin})")
+            st.row_perm, st.col_perm, st.learned = p, q, True
+        self._invalidate()
+        if self.masked:
+            self.apply_masks()
+
+    def _layer(self, name: str) -> LayerState:
+        try:
+            return self.layers[name]
+        except KeyError:
+            raise KeyError(f"{name!r} is not a sparsified layer; layers: {list(self.layers)}") from None
+
+    # ------------------------------------------------------------------ regulariser
+    def penalty(self, name: str, *, dtype=torch.float32, device=None) -> torch.Tensor:
+        """``R_g[P_inv][:, Q_inv]`` for the layer's current ``G``, shaped ``(Cout, Cin, 1, 1)``; cached."""
+        st = self._layer(name)
+        cached = self._penalties.get(name)
+        if cached is None or cached.dtype != dtype or cached.device != torch.device(device or "cpu"):
+            r = penalty_matrix(st.cout, st.cin, st.groups, self.decay, dtype=dtype, device=device)
+            cached = st.unpermute(r)[:, :, None, None].contiguous()
+            self._penalties[name] = cached
+        return cached
+
+    @torch.no_grad()
+    def regularize(self, lam: float) -> None:
+        """Add the structured L1 subgradient to the gradients (call after ``backward()``; SPEC §4).
+
+        .. math:: \\nabla_W \\mathrel{+}= \\lambda \\, \\mathrm{sign}(W) \\odot R_g[P^{-1}][:, Q^{-1}]
+
+        i.e. the gradient of ``lam * sum_ij R_g[P_inv[i], Q_inv[j]] |W_ij|_1``.
+        """
+        if lam == 0:
+            return
+        for name, st in self.layers.items():
+            w = self.modules[name].weight
+            if w.grad is None or st.max_groups == 1:
+                continue
+            pen = self.penalty(name, dtype=w.dtype, device=w.device)
+            w.grad.addcmul_(torch.sign(w), pen, value=float(lam))
+
+    def regularization_loss(self) -> torch.Tensor:
+        """``sum_l sum_ij R_g[P_inv[i], Q_inv[j]] * |W_ij|_1`` (for logging; differentiable)."""
+        terms = [
+            (self.penalty(n, dtype=self.modules[n].weight.dtype, device=self.modules[n].weight.device)
+             * self.modules[n].weight.abs()).sum()
+            for n in self.layers
+        ]
+        return torch.stack(terms).sum()
+
+    # ------------------------------------------------------------------ groups and sparsity
+    def kept_fractions(self) -> dict[str, dict[int, float]]:
+        """``{layer: {G: f(G)}}`` on the permuted norm matrices."""
+        return {n: kept_fractions(s) for n, s in self.norm_matrices(permuted=True).items()}
+
+    def update_groups(self, keep: float | None = None) -> dict[str, int]:
+        """Set each layer's ``G`` by the criterion ``f(G) >= keep`` (SPEC §3); returns ``{layer: G}``."""
+        if self.masked:
+            raise RuntimeError("group counts are frozen once masks are applied (finetuning phase)")
+        keep = self.keep if keep is None else float(keep)
+        for name, s in self.norm_matrices(permuted=True).items():
+            self.layers[name].groups = groups_for(s, keep)
+        self._invalidate()
+        return self.groups()
+
+    def groups(self) -> dict[str, int]:
+        return {n: st.groups for n, st in self.layers.items()}
+
+    def sparsity(self, groups: dict[str, int] | None = None) -> float:
+        """Model sparsity ``1 - sum n_l / G_l / sum n_l`` over the sparsified convs (SPEC §3)."""
+        groups = self.groups() if groups is None else groups
+        return model_sparsity([st.size for st in self.layers.values()], [groups[n] for n in self.layers])
+
+    def reach_target(self, target: float, tol: float = 0.01) -> TargetResult:
+        """Choose one global ``keep`` so that model sparsity lands in ``[target, target + tol]`` (SPEC §5).
+
+        Sparsity is a non-increasing step function of ``keep`` whose steps sit at the kept
+        fractions ``f_l(G)``; we bisect over those breakpoints for the largest ``keep`` whose
+        sparsity is ``>= target``. If that single step overshoots ``target + tol`` (several layers
+        share a breakpoint), layers are promoted one at a time in order of kept fraction (ties: the
+        smaller layer first) until the target is met, and ``exact`` is False.
+        """
+        if not 0.0 <= target < 1.0:
+            raise ValueError(f"target sparsity must lie in [0, 1), got {target}")
+        fractions = self.kept_fractions()
+        names = list(self.layers)
+
+        def groups_at(keep: float) -> dict[str, int]:
+            return {n: max([g for g, f in fractions[n].items() if f >= keep - 1e-12], default=1) for n in names}
+
+        ceiling = self.sparsity({n: self.layers[n].max_groups for n in names})
+        if ceiling < target:
+            raise ValueError(f"target sparsity {target:.3f} is unreachable: every layer at its maximum groups gives {ceiling:.4f}")
+        breakpoints = sorted({f for fr in fractions.values() for f in fr.values()} | {0.0})
+        # sparsity(breakpoints[i]) is non-increasing in i: find the last i with sparsity >= target.
+        lo, hi = 0, len(breakpoints) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.sparsity(groups_at(breakpoints[mid])) >= target:
+                lo = mid
+            else:
+                hi = mid - 1
+        keep = breakpoints[lo]
+        groups = groups_at(keep)
+        exact = self.sparsity(groups) <= target + tol
+        if not exact and lo + 1 < len(breakpoints):
+            # Start just above the crossing and promote layers singly.
+            groups = groups_at(breakpoints[lo + 1])
+            pending = sorted(
+                ((f, self.layers[n].size, n, g) for n in names for g, f in fractions[n].items()
+                 if g > groups[n] and f >= keep - 1e-12),
+                key=lambda t: (-t[0], t[1], t[3]),
+            )
+            for _, _, n, g in pending:
+                if self.sparsity(groups) >= target:
+                    break
+                groups[n] = max(groups[n], g)
+            warnings.warn(
+                f"no single keep lands sparsity in [{target}, {target + tol}]; promoted layers singly "
+                f"to {self.sparsity(groups):.4f}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        for n, g in groups.items():
+            self.layers[n].groups = g
+        self.keep = keep
+        self._invalidate()
+        return TargetResult(keep, self.sparsity(groups), dict(groups), exact)
+
+    # ------------------------------------------------------------------ masking
+    def mask(self, name: str) -> torch.Tensor:
+        """Cached ``U_G[P_inv][:, Q_inv]`` for a layer, shaped ``(Cout, Cin, 1, 1)`` like its weight."""
+        w = self.modules[name].weight
+        cached = self._masks.get(name)
+        if cached is None or cached.device != w.device or cached.dtype != w.dtype:
+            cached = self.layers[name].mask(dtype=w.dtype, device=w.device)[:, :, None, None].contiguous()
+            self._masks[name] = cached
+        return cached
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """``W <- W * U_G[P_inv][:, Q_inv]`` and freeze ``P, Q, G`` (SPEC §5).
+
+        Also installs gradient hooks that zero the gradient of masked weights, so momentum buffers
+        and weight decay never move them: masked weights stay exactly zero under SGD or Adam(W).
+        Call :meth:`enforce_masks` after an optimiser step for optimisers with other coupling.
+        """
+        self.masked = True
+        self._masks.clear()
+        self.enforce_masks()
+        for h in self._hooks:
+            h.remove()
+        self._hooks = [
+            self.modules[n].weight.register_hook(lambda g, n=n: g * self.mask(n))
+            for n, st in self.layers.items()
+            if st.groups > 1
+        ]
+
+    @torch.no_grad()
+    def enforce_masks(self) -> None:
+        """Re-multiply masked weights by their mask (idempotent)."""
+        for name, st in self.layers.items():
+            if st.groups > 1:
+                self.modules[name].weight.mul_(self.mask(name))
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict:
+        return {
+            "decay": self.decay,
+            "keep": self.keep,
+            "masked": self.masked,
+            "layers": {
+                n: {
+                    "row_perm": torch.as_tensor(st.row_perm),
+                    "col_perm": torch.as_tensor(st.col_perm),
+                    "groups": st.groups,
+                    "learned": st.learned,
+                }
+                for n, st in self.layers.items()
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        layers = state["layers"]
+        if set(layers) != set(self.layers):
+            raise ValueError(
+                f"sparsifier state does not match the model: missing {sorted(set(self.layers) - set(layers))}, "
+                f"unexpected {sorted(set(layers) - set(self.layers))}"
+            )
+        for name, entry in layers.items():
+            st = self.layers[name]
+            p = np.asarray(torch.as_tensor(entry["row_perm"]).cpu(), dtype=np.int64)
+            q = np.asarray(torch.as_tensor(entry["col_perm"]).cpu(), dtype=np.int64)
+            if p.shape != (st.cout,) or q.shape != (st.cin,):
+                raise ValueError(f"layer {name}: saved permutations have sizes {p.shape}, {q.shape}; the conv is {st.cout}x{st.cin}")
+            st.row_perm, st.col_perm = p, q
+            st.groups = int(entry["groups"])
+            st.learned = bool(entry.get("learned", True))
+        self.decay = float(state.get("decay", self.decay))
+        self.keep = float(state.get("keep", self.keep))
+        self._invalidate()
+        if state.get("masked", False):
+            self.apply_masks()
+        else:
+            self.masked = False
+
+    def summary(self) -> list[dict]:
+        """One row per layer: name, shape, kernel, groups, max groups, parameter count before/after."""
+        return [
+            {
+                "layer": n,
+                "cout": st.cout,
+                "cin": st.cin,
+                "kernel": st.kernel,
+                "groups": st.groups,
+                "max_groups": st.max_groups,
+                "params": st.size,
+                "params_grouped": st.size // st.groups,
+            }
+            for n, st in self.layers.items()
+        ]
