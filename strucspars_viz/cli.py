@@ -18,11 +18,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (start-up stays fast, and one broken
+    optional dependency cannot take the other subcommands down)."""
     parser = argparse.ArgumentParser(prog="strucspars-viz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
+            continue
         mod = importlib.import_module(module)
         getattr(mod, f"add_{name}_arguments", getattr(mod, "add_arguments", None))(p)
         p.set_defaults(_entry=getattr(mod, f"{name}_main", getattr(mod, "main", None)))
@@ -30,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     return int(args._entry(args) or 0)
 
 

@@ -17,7 +17,15 @@ from torch import nn
 
 from .sparsifier import LayerState, StructuredSparsifier
 
-__all__ = ["ChannelPermute", "PermutedGroupConv2d", "compress", "grouped_weight", "max_output_difference"]
+__all__ = [
+    "ChannelPermute",
+    "PermutedGroupConv2d",
+    "compress",
+    "count_permutes",
+    "fold_shuffles",
+    "grouped_weight",
+    "max_output_difference",
+]
 
 
 class ChannelPermute(nn.Module):
@@ -91,7 +99,9 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def compress(sparsifier_or_model: StructuredSparsifier | nn.Module, state: dict | None = None) -> nn.Module:
+def compress(
+    sparsifier_or_model: StructuredSparsifier | nn.Module, state: dict | None = None, *, fold: bool = False
+) -> nn.Module:
     """A deployable copy of the model with every ``G > 1`` conv as a real grouped conv (SPEC §6).
 
     Parameters
@@ -103,7 +113,7 @@ def compress(sparsifier_or_model: StructuredSparsifier | nn.Module, state: dict 
     -------
     A new module (the input is not modified) whose outputs equal those of the masked dense model
     (``W * U_G[P_inv][:, Q_inv]``): weights outside the kept blocks are dropped, whether or not
-    the dense model was masked first.
+    the dense model was masked first. ``fold=True`` also applies :func:`fold_shuffles`.
     """
     if isinstance(sparsifier_or_model, StructuredSparsifier):
         if state is not None:
@@ -132,7 +142,50 @@ def compress(sparsifier_or_model: StructuredSparsifier | nn.Module, state: dict 
         if st.groups > 1:
             conv = out.get_submodule(name)
             _set_submodule(out, name, _grouped_module(conv, st))
-    return out
+    return fold_shuffles(out) if fold else out
+
+
+#: Blocks whose forward is known to be ``conv_a -> bn -> ReLU -> conv_b`` with no other consumer of
+#: ``conv_a``'s output: (conv_a, bn, conv_b) attribute names. torchvision's BasicBlock / Bottleneck
+#: and our CIFAR BasicBlock use conv1/bn1/conv2 (and conv2/bn2/conv3); DenseNet's _DenseLayer uses
+#: conv1/norm2/conv2.
+_FOLDABLE = {
+    "BasicBlock": [("conv1", "bn1", "conv2")],
+    "Bottleneck": [("conv1", "bn1", "conv2"), ("conv2", "bn2", "conv3")],
+    "_DenseLayer": [("conv1", "norm2", "conv2")],
+}
+
+
+@torch.no_grad()
+def fold_shuffles(model: nn.Module) -> nn.Module:
+    """Merge the scatter of conv ``l`` and the gather of conv ``l+1`` inside known blocks (SPEC §6).
+
+    With ``y' = y[:, P_l]`` the grouped conv's raw output, ``x[:, Q_{l+1}] = y'[:, P_l^{-1}[Q_{l+1}]]``
+    after a per-channel BN (whose parameters are permuted by ``P_l``) and ReLU. So conv ``l`` drops its
+    scatter and conv ``l+1`` gathers once with the composed index, or not at all when that index is
+    the identity. Residual streams and concatenations keep the original order. In place; returns
+    ``model``.
+    """
+    for block in model.modules():
+        for conv_a, bn_name, conv_b in _FOLDABLE.get(type(block).__name__, []):
+            a, bn, b = (getattr(block, n, None) for n in (conv_a, bn_name, conv_b))
+            if not (isinstance(a, PermutedGroupConv2d) and isinstance(b, PermutedGroupConv2d)
+                    and isinstance(bn, nn.BatchNorm2d) and not isinstance(a.scatter, nn.Identity)):
+                continue
+            scatter = a.scatter.index  # P_l^{-1}
+            order = torch.argsort(scatter)  # P_l
+            for tensor in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+                if tensor is not None:
+                    tensor.copy_(tensor[order])
+            gather = b.gather.index if isinstance(b.gather, ChannelPermute) else torch.arange(len(scatter))
+            a.scatter = nn.Identity()
+            b.gather = _permute_or_identity(scatter[gather].cpu().numpy())
+    return model
+
+
+def count_permutes(model: nn.Module) -> int:
+    """Number of channel-gather modules, i.e. index copies per forward pass."""
+    return sum(isinstance(m, ChannelPermute) for m in model.modules())
 
 
 @torch.no_grad()

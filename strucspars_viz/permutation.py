@@ -45,7 +45,8 @@ class HistoryStep:
     """One entry of a permutation-learning run: the state after a half-step.
 
     ``half`` is ``"start"`` (the initial order), ``"P"`` or ``"Q"``; ``round`` counts full rounds
-    (0 for the start).
+    (0 for the start); ``start`` names the run's initial order (``"identity"``, ``"spectral"``,
+    ``"random"`` or ``"given"``).
     """
 
     round: int
@@ -53,6 +54,7 @@ class HistoryStep:
     objective: float
     row_perm: np.ndarray
     col_perm: np.ndarray
+    start: str = "given"
 
 
 def inverse_permutation(perm) -> np.ndarray:
@@ -203,6 +205,7 @@ def _alternate(
     iters: int,
     method: Method,
     tol: float,
+    start: str = "given",
 ) -> list[HistoryStep]:
     cout, cin = m.shape
     finest = 2 ** max_level(cout, cin)
@@ -216,7 +219,7 @@ def _alternate(
 
     p, q = row_perm.copy(), col_perm.copy()
     current = float(half_cost("P", p, q)[np.arange(cout) // (cout // finest), p].sum())
-    history = [HistoryStep(0, "start", current, p.copy(), q.copy())]
+    history = [HistoryStep(0, "start", current, p.copy(), q.copy(), start)]
     for rnd in range(1, iters + 1):
         at_round_start = current
         for half in ("P", "Q"):
@@ -226,7 +229,7 @@ def _alternate(
             if value < now - tol * max(1.0, abs(now)):
                 current -= now - value
                 p, q = (cand, q) if half == "P" else (p, cand)
-            history.append(HistoryStep(rnd, half, current, p.copy(), q.copy()))
+            history.append(HistoryStep(rnd, half, current, p.copy(), q.copy(), start))
         if current >= at_round_start - tol * max(1.0, abs(at_round_start)):
             break
     return history
@@ -281,28 +284,28 @@ def learn_permutations(
     ident_r, ident_c = np.arange(cout, dtype=np.int64), np.arange(cin, dtype=np.int64)
     if max_level(cout, cin) == 0:
         # Odd channel count: a single group, nothing to permute.
-        return ident_r, ident_c, [HistoryStep(0, "start", 0.0, ident_r, ident_c)]
+        return ident_r, ident_c, [HistoryStep(0, "start", 0.0, ident_r, ident_c, "identity")]
 
     rng = np.random.default_rng(seed)
     if init is None:
-        starts = [(ident_r, ident_c), spectral_order(m, seed=seed)]
-        starts += [(rng.permutation(cout), rng.permutation(cin)) for _ in range(restarts)]
+        starts = [("identity", (ident_r, ident_c)), ("spectral", spectral_order(m, seed=seed))]
+        starts += [("random", (rng.permutation(cout), rng.permutation(cin))) for _ in range(restarts)]
     elif isinstance(init, str):
         if init == "identity":
-            starts = [(ident_r, ident_c)]
+            starts = [("identity", (ident_r, ident_c))]
         elif init == "spectral":
-            starts = [spectral_order(m, seed=seed)]
+            starts = [("spectral", spectral_order(m, seed=seed))]
         elif init == "random":
-            starts = [(rng.permutation(cout), rng.permutation(cin))]
+            starts = [("random", (rng.permutation(cout), rng.permutation(cin)))]
         else:
             raise ValueError(f"unknown init {init!r}; allowed: None, 'identity', 'spectral', 'random' or (row_perm, col_perm)")
     else:
         row0, col0 = init
-        starts = [(_check_perm(row0, cout, "row_perm"), _check_perm(col0, cin, "col_perm"))]
+        starts = [("given", (_check_perm(row0, cout, "row_perm"), _check_perm(col0, cin, "col_perm")))]
 
     best: list[HistoryStep] | None = None
-    for p0, q0 in starts:
-        hist = _alternate(m, float(decay), np.asarray(p0, np.int64), np.asarray(q0, np.int64), iters, method, tol)
+    for label, (p0, q0) in starts:
+        hist = _alternate(m, float(decay), np.asarray(p0, np.int64), np.asarray(q0, np.int64), iters, method, tol, label)
         if best is None or hist[-1].objective < best[-1].objective - tol * max(1.0, abs(best[-1].objective)):
             best = hist
     assert best is not None
