@@ -129,3 +129,16 @@ def test_folded_shuffles_equivalent_and_fewer(name, size):
     x = torch.randn(*size)
     assert sv.max_output_difference(model, folded, x) < 1e-4
     assert sv.export.count_permutes(folded) < sv.export.count_permutes(plain)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compress_equivalence_on_cuda():
+    model = build_model("resnet20").eval().cuda()
+    randomize_bn(model)
+    sp = sv.StructuredSparsifier(model)
+    random_structure(sp, seed=13)
+    sp.apply_masks()
+    compressed = sv.compress(sp, fold=True)
+    x = torch.randn(8, 3, 32, 32, device="cuda")
+    assert sv.max_output_difference(model, compressed, x) < 1e-3  # TF32 / cuDNN algorithm differences
