@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 # Notebooks run headless in quick mode (STRUCSPARS_QUICK=1: small data, few epochs).
 test: $(STAMP)
-	STRUCSPARS_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbmake --nbmake-timeout=900 tests notebooks
+	STRUCSPARS_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 tests notebooks
 
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not slow and not browser" tests

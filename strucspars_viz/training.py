@@ -173,6 +173,7 @@ DEFAULTS: dict[str, Any] = {
     "iter_rounds": 5,
     "iter_rounds_every": None,  # ImageNet 500, CIFAR 0 (off)
     "pq_method": "lsa",
+    "pq_init": "best",          # first P/Q call: best of identity + spectral starts, or "identity" (the paper)
     "image_size": 224,          # ImageNet only
     "train_subset": None,
     "test_subset": None,
@@ -202,11 +203,13 @@ _QUICK = {
               "lam0": 1e-3, "dlam": 1e-3},
     "imagenet": {"warmup_epochs": 0, "sparsify_epochs": 1, "finetune_epochs": 1, "batch_size": 16,
                  "image_size": 64, "lr_warmup_epochs": 0, "initial_rounds": 2, "epoch_rounds": 1,
-                 "iter_rounds_every": 0, "lam0": 1e-3, "dlam": 1e-3, "eval_batch_size": 32},
+                 "iter_rounds_every": 0, "lam0": 1e-3, "dlam": 1e-3, "eval_batch_size": 32, "lr": 0.01,
+                 "finetune_lr": 0.01, "pq_init": "identity"},
 }
 
 _CHOICES = {"dataset": DATASETS, "mode": ("strucspars", "dense"), "lr_schedule": ("step", "cosine", "constant"),
-            "amp": ("none", "bf16", "fp16"), "channels_last": ("auto", "on", "off"), "pq_method": ("lsa", "emd", "cvxpy")}
+            "amp": ("none", "bf16", "fp16"), "channels_last": ("auto", "on", "off"), "pq_method": ("lsa", "emd", "cvxpy"),
+            "pq_init": ("best", "identity", "spectral")}
 
 
 def _family(dataset: str) -> str:
@@ -612,7 +615,9 @@ class Trainer:
         if self.cfg["mode"] != "strucspars" or rounds <= 0:
             return
         if self.is_main:
-            self.sparsifier.update_permutations(rounds, self.cfg["pq_method"], progress=self._progress_enabled())
+            init = None if self.cfg.get("pq_init", "best") == "best" else self.cfg["pq_init"]
+            self.sparsifier.update_permutations(rounds, self.cfg["pq_method"], progress=self._progress_enabled(),
+                                                init=init)
         self._sync_sparsifier()
 
     def initial_permutations(self) -> None:
@@ -877,6 +882,9 @@ class Trainer:
             compressed = compress(helper)
             x = next(iter(DataLoader(self.data.test_set, batch_size=min(64, len(self.data.test_set)))))[0]
             diff = max_output_difference(cpu_model, compressed, x)
+            with torch.no_grad():
+                scale = float(cpu_model.eval()(x).abs().max())
+            rel_diff = diff / max(scale, 1e-12)
             if diff >= EQUIVALENCE_TOL:
                 warnings.warn(f"compressed model differs from the masked model by {diff:.3g} >= {EQUIVALENCE_TOL}",
                               RuntimeWarning, stacklevel=2)
@@ -896,6 +904,7 @@ class Trainer:
                 "params": after.params, "macs": after.macs,
                 "params_ratio": after.params / before.params, "macs_ratio": after.macs / before.macs,
                 "equivalence_max_diff": diff, "equivalence_ok": diff < EQUIVALENCE_TOL,
+                "equivalence_rel_diff": rel_diff,  # diff / max |output|: float rounding if a model diverged
                 "masked_weights_exactly_zero": masked_zero,
                 "groups": self.sparsifier.groups(), "layers": self.sparsifier.summary(),
                 "lambda_history": self.controller.history,
@@ -997,6 +1006,7 @@ _HELP = {
     "amp": "autocast dtype on CUDA (fp16 adds a GradScaler)",
     "channels_last": "channels-last memory format (auto = on CUDA only)",
     "track_layer": "layer whose norm matrix S is saved per epoch in layer_norms.npz",
+    "pq_init": "first P/Q call: best of identity and spectral starts (default) or a single start (identity = the paper)",
     "resume": "continue from <out>/checkpoint.pt",
     "stop_after_epochs": "stop after this many epochs (checkpoint written; for testing resume)",
     "quick": "tiny balanced subset, 1-2 epochs per phase (also $STRUCSPARS_QUICK=1)",
