@@ -15,19 +15,8 @@ from .export import compress, max_output_difference
 from .hierarchy import groups_for, kept_fractions
 from .models import build_model, list_models, model_entry
 from .norms import norm_matrix
-from .permutation import learn_permutations
+from .permutation import learn_permutations, planted_matrix
 from .sparsifier import StructuredSparsifier
-
-
-def planted_matrix(cout: int, cin: int, groups: int, noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """A block-diagonal ``(cout, cin)`` norm matrix with ``groups`` blocks, rows and columns scrambled."""
-    rng = np.random.default_rng(seed)
-    s = np.zeros((cout, cin))
-    bo, bi = cout // groups, cin // groups
-    for r in range(groups):
-        s[r * bo:(r + 1) * bo, r * bi:(r + 1) * bi] = rng.uniform(0.5, 1.5, (bo, bi))
-    s += noise * rng.uniform(size=(cout, cin))
-    return s[rng.permutation(cout)][:, rng.permutation(cin)]
 
 
 def _parse_planted(spec: str) -> tuple[int, int, int]:
@@ -63,7 +52,7 @@ def permute_main(args: argparse.Namespace) -> int:
         label = str(args.matrix)
     elif args.planted is not None:
         cout, cin, g = args.planted
-        s = planted_matrix(cout, cin, g, args.noise, args.seed)
+        s, _, _ = planted_matrix(cout, cin, g, args.noise, args.seed)
         label = f"planted {cout}x{cin}, {g} groups"
     else:
         model = build_model(args.model)

@@ -28,25 +28,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import quick_mode
+from .permutation import planted_matrix
 
 __all__ = ["add_demo_arguments", "demo_main", "run_demo", "planted_matrix", "train_with_regulariser", "DemoResult"]
-
-
-def planted_matrix(cout: int, cin: int, groups: int, noise: float = 0.03, seed: int = 0):
-    """A block-diagonal weight-norm matrix with ``groups`` blocks, rows and columns then scrambled.
-
-    Block entries are uniform in [0.5, 1.5], plus ``noise * U[0, 1]`` everywhere. Returns
-    ``(S, row_perm, col_perm)`` with ``S = S_planted[row_perm][:, col_perm]``, so ``P = argsort(row_perm)``
-    style inverses restore the blocks (any within-block order will do).
-    """
-    rng = np.random.default_rng(seed)
-    s = np.zeros((cout, cin))
-    bo, bi = cout // groups, cin // groups
-    for r in range(groups):
-        s[r * bo:(r + 1) * bo, r * bi:(r + 1) * bi] = rng.uniform(0.5, 1.5, (bo, bi))
-    s += noise * rng.uniform(0.0, 1.0, (cout, cin))
-    p, q = rng.permutation(cout), rng.permutation(cin)
-    return s[p][:, q], p, q
 
 
 @dataclass

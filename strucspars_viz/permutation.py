@@ -34,6 +34,7 @@ __all__ = [
     "inverse_permutation",
     "learn_permutations",
     "objective",
+    "planted_matrix",
     "random_permutation",
     "shufflenet_permutation",
     "spectral_order",
@@ -79,6 +80,25 @@ def shufflenet_permutation(channels: int, groups: int) -> np.ndarray:
 def random_permutation(n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """A uniformly random permutation of ``range(n)``."""
     return np.random.default_rng(rng).permutation(n).astype(np.int64)
+
+
+def planted_matrix(
+    cout: int, cin: int, groups: int, noise: float = 0.0, seed: np.random.Generator | int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A scrambled block-diagonal weight-norm matrix: ground truth for permutation learning.
+
+    ``groups`` diagonal blocks of size ``Cout/G x Cin/G`` with entries uniform in ``[0.5, 1.5]``,
+    plus ``noise * U[0, 1]`` everywhere, then rows and columns shuffled. Returns
+    ``(S, row_perm, col_perm)`` with ``S = S_planted[row_perm][:, col_perm]``.
+    """
+    rng = np.random.default_rng(seed)
+    s = np.zeros((cout, cin))
+    bo, bi = cout // groups, cin // groups
+    for r in range(groups):
+        s[r * bo:(r + 1) * bo, r * bi:(r + 1) * bi] = rng.uniform(0.5, 1.5, (bo, bi))
+    s += noise * rng.uniform(0.0, 1.0, (cout, cin))
+    p, q = rng.permutation(cout), rng.permutation(cin)
+    return s[p][:, q], p, q
 
 
 @lru_cache(maxsize=128)

@@ -10,20 +10,6 @@ def _seed_and_threads():
     yield
 
 
-def planted_matrix(cout: int, cin: int, groups: int, rng: np.random.Generator, noise: float = 0.0):
-    """A block-diagonal norm matrix with ``groups`` blocks, scrambled by random row/column permutations.
-
-    Returns ``(S_scrambled, row_perm, col_perm)`` with ``S_scrambled = S_planted[row_perm][:, col_perm]``.
-    """
-    s = np.zeros((cout, cin))
-    bo, bi = cout // groups, cin // groups
-    for r in range(groups):
-        s[r * bo:(r + 1) * bo, r * bi:(r + 1) * bi] = rng.uniform(0.5, 1.5, (bo, bi))
-    s += noise * rng.uniform(0.0, 1.0, (cout, cin))
-    p, q = rng.permutation(cout), rng.permutation(cin)
-    return s[p][:, q], p, q
-
-
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
     """Non-trivial BN statistics so that equivalence checks cannot pass by accident."""
     g = torch.Generator().manual_seed(seed)

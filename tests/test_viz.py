@@ -10,7 +10,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from strucspars_viz import birkhoff_lp, groups_for, kept_fractions, learn_permutations, objective  # noqa: E402
 from strucspars_viz.counting import ModelCost  # noqa: E402
-from strucspars_viz.demo import planted_matrix  # noqa: E402
+from strucspars_viz import planted_matrix  # noqa: E402
 from strucspars_viz.viz import (  # noqa: E402
     TIE_COST,
     birkhoff3_vertices,

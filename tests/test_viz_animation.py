@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from matplotlib.animation import FuncAnimation  # noqa: E402
 
 from strucspars_viz import groups_for, learn_permutations  # noqa: E402
-from strucspars_viz.demo import planted_matrix  # noqa: E402
+from strucspars_viz import planted_matrix  # noqa: E402
 from strucspars_viz.viz import (  # noqa: E402
     animate_permutation,
     animate_training,

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from strucspars_viz import kept_fractions, objective, random_permutation, shufflenet_permutation  # noqa: E402
-from strucspars_viz.demo import planted_matrix  # noqa: E402
+from strucspars_viz import planted_matrix  # noqa: E402
 from strucspars_viz.viz.explorer import explore_state, regroup, render  # noqa: E402
 
 

@@ -3,13 +3,13 @@ import base64
 import re
 
 from strucspars_viz import learn_permutations
-from strucspars_viz.demo import planted_matrix
+from strucspars_viz import planted_matrix
 from strucspars_viz.report import Section, figure_html, gif_html, kv_html, render_report, table_html, write_report
 from strucspars_viz.viz import animate_permutation, gif_bytes, plot_norm_matrix
 
 
 def test_report_embeds_everything(tmp_path):
-    s, _, _ = planted_matrix(8, 8, 2, seed=0)
+    s, _, _ = planted_matrix(8, 8, 2, noise=0.03, seed=0)
     _, _, hist = learn_permutations(s, init="identity")
     gif = gif_bytes(animate_permutation(hist, s, max_frames=8))
     assert gif[:6] in (b"GIF87a", b"GIF89a")

@@ -188,13 +188,13 @@ def explorer_sources(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Matrices to explore: ``{source: {layer: S}}``.
 
-    * planted matrices (block-diagonal, scrambled; see :func:`strucspars_viz.demo.planted_matrix`);
+    * planted matrices (block-diagonal, scrambled; see :func:`strucspars_viz.planted_matrix`);
     * every sparsified conv of each registered model in ``models`` at its random initialisation
       (no structure to find: a useful contrast);
     * if ``demo_dir`` holds ``norm_matrices.npz`` (written by ``strucspars-viz demo``), the layers of the
       briefly trained ResNet-20.
     """
-    from ..demo import planted_matrix
+    from ..permutation import planted_matrix
 
     sources: dict[str, dict[str, np.ndarray]] = {}
     if planted:
