@@ -36,6 +36,7 @@ __all__ = [
     "find_cifar",
     "load_cifar",
     "resolve_data_root",
+    "subset_indices",
 ]
 
 DATA_ENV = "STRUCSPARS_DATA"
@@ -380,7 +381,8 @@ class CifarInfo:
     std: tuple[float, ...]
 
 
-def _subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray | None:
+def subset_indices(labels: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray | None:
+    """Class-balanced indices of about ``n`` images (``n // classes`` per class), ``None`` for "all"."""
     if n is None or n >= len(labels):
         return None
     counts = np.bincount(labels)
@@ -412,9 +414,9 @@ def cifar_loaders(
     # With workers, the global RNG is seeded per worker by DataLoader from `loader_gen`.
     aug_gen = torch.Generator().manual_seed(seed + 1) if num_workers == 0 else None
     train_ds = CifarTensorDataset(
-        train_arr, _subset(train_arr.labels, train_subset, seed), True, mean, std, aug_gen
+        train_arr, subset_indices(train_arr.labels, train_subset, seed), True, mean, std, aug_gen
     )
-    test_ds = CifarTensorDataset(test_arr, _subset(test_arr.labels, test_subset, seed), False, mean, std)
+    test_ds = CifarTensorDataset(test_arr, subset_indices(test_arr.labels, test_subset, seed), False, mean, std)
     loader_gen = torch.Generator().manual_seed(seed)
     common = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
                   persistent_workers=num_workers > 0)

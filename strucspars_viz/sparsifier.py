@@ -279,9 +279,10 @@ class StructuredSparsifier:
 
         Sparsity is a non-increasing step function of ``keep`` whose steps sit at the kept
         fractions ``f_l(G)``; we bisect over those breakpoints for the largest ``keep`` whose
-        sparsity is ``>= target``. If that single step overshoots ``target + tol`` (several layers
-        share a breakpoint), layers are promoted one at a time in order of kept fraction (ties: the
-        smaller layer first) until the target is met, and ``exact`` is False.
+        sparsity is ``>= target``. If that step overshoots ``target + tol`` (one layer going from
+        ``G`` to ``2G`` can move a small network by several percent), layers are promoted one at a time
+        in the criterion's order, skipping steps that would overshoot, until the window is reached;
+        ``exact`` is then False. If no such sequence lands, the overshooting global ``keep`` stays.
         """
         if not 0.0 <= target < 1.0:
             raise ValueError(f"target sparsity must lie in [0, 1), got {target}")
@@ -307,20 +308,13 @@ class StructuredSparsifier:
         groups = groups_at(keep)
         exact = self.sparsity(groups) <= target + tol
         if not exact and lo + 1 < len(breakpoints):
-            # Start just above the crossing and promote layers singly.
-            groups = groups_at(breakpoints[lo + 1])
-            pending = sorted(
-                ((f, self.layers[n].size, n, g) for n in names for g, f in fractions[n].items()
-                 if g > groups[n] and f >= keep - 1e-12),
-                key=lambda t: (-t[0], t[1], t[3]),
-            )
-            for _, _, n, g in pending:
-                if self.sparsity(groups) >= target:
-                    break
-                groups[n] = max(groups[n], g)
+            landed = self._promote_into_window(groups_at(breakpoints[lo + 1]), fractions, target, tol)
+            if landed is not None:
+                groups = landed
             warnings.warn(
-                f"no single keep lands sparsity in [{target}, {target + tol}]; promoted layers singly "
-                f"to {self.sparsity(groups):.4f}",
+                f"no single keep lands sparsity in [{target}, {target + tol}]; "
+                + (f"promoted layers singly to {self.sparsity(groups):.4f}" if landed is not None
+                   else f"closest reachable is {self.sparsity(groups):.4f}"),
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -329,6 +323,29 @@ class StructuredSparsifier:
         self.keep = keep
         self._invalidate()
         return TargetResult(keep, self.sparsity(groups), dict(groups), exact)
+
+    def _promote_into_window(
+        self, groups: dict[str, int], fractions: dict[str, dict[int, float]], target: float, tol: float
+    ) -> dict[str, int] | None:
+        """Single-layer promotions ``G -> 2G`` in decreasing kept fraction (ties: smaller layer
+        first), skipping any that would pass ``target + tol``; ``None`` if the window is missed."""
+        groups = dict(groups)
+        candidates = sorted(
+            ((f, self.layers[n].size, n, g) for n, fr in fractions.items() for g, f in fr.items() if g > groups[n]),
+            key=lambda t: (-t[0], t[1], t[3]),
+        )
+        blocked: set[str] = set()
+        for _, _, name, g in candidates:
+            if self.sparsity(groups) >= target:
+                break
+            if name in blocked or g != 2 * groups[name]:
+                continue
+            trial = {**groups, name: g}
+            if self.sparsity(trial) > target + tol:
+                blocked.add(name)  # its finer levels would overshoot even more
+                continue
+            groups = trial
+        return groups if target <= self.sparsity(groups) <= target + tol else None
 
     # ------------------------------------------------------------------ masking
     def mask(self, name: str) -> torch.Tensor:

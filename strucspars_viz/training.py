@@ -424,7 +424,7 @@ def build_data(cfg: dict) -> DataBundle:
                 "classes": len(_classes_of(train))}
         return DataBundle(train, test, len(_classes_of(train)), (3, size, size), desc)
 
-    from .data import CifarTensorDataset, _subset, cifar_mean_std, load_cifar
+    from .data import CifarTensorDataset, cifar_mean_std, load_cifar, subset_indices
 
     explicit_root = cfg["data_root"] is not None
     if explicit_root and not Path(cfg["data_root"]).expanduser().exists():
@@ -434,9 +434,9 @@ def build_data(cfg: dict) -> DataBundle:
     test_arr = load_cifar(cfg["dataset"], cfg["data_root"], False, cfg["download"], allow_sample=not explicit_root)
     mean, std = cifar_mean_std(cfg["dataset"])
     gen = torch.Generator()
-    train = CifarTensorDataset(train_arr, _subset(train_arr.labels, cfg["train_subset"], cfg["seed"]), True, mean, std,
+    train = CifarTensorDataset(train_arr, subset_indices(train_arr.labels, cfg["train_subset"], cfg["seed"]), True, mean, std,
                                gen if int(cfg["num_workers"]) == 0 else None)
-    test = CifarTensorDataset(test_arr, _subset(test_arr.labels, cfg["test_subset"], cfg["seed"]), False, mean, std)
+    test = CifarTensorDataset(test_arr, subset_indices(test_arr.labels, cfg["test_subset"], cfg["seed"]), False, mean, std)
     desc = {"dataset": cfg["dataset"], "source": str(train_arr.source), "is_sample": train_arr.is_sample,
             "n_train": len(train), "n_test": len(test)}
     return DataBundle(train, test, len(train_arr.classes), (3, 32, 32), desc,
