@@ -648,7 +648,10 @@ class Trainer:
         sparsify = self.phase == SPARSIFY and cfg["mode"] == "strucspars"
         lam = self.lam if sparsify else 0.0
         every = int(cfg["iter_rounds_every"]) if sparsify else 0
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Accumulate on the device: a float()/int() per step would force a GPU sync every iteration.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
         bar = tqdm(self.train_loader, desc=f"{self.phase} {self.phase_epoch + 1}", leave=False,
                    disable=not self._progress_enabled())
         for it, (x, y) in enumerate(bar):
@@ -674,15 +677,15 @@ class Trainer:
             if self.sparsifier.masked:
                 self.sparsifier.enforce_masks()
             n = len(y)
-            loss_sum += float(loss.detach()) * n
-            correct += int((logits.detach().argmax(1) == y).sum())
+            loss_sum += loss.detach().double() * n
+            correct += (logits.detach().argmax(1) == y).sum()
             seen += n
             if every and (it + 1) % every == 0:
                 self.update_permutations(int(cfg["iter_rounds"]))
             if self._progress_enabled():
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", acc=f"{int(correct) / seen:.3f}")
         self._sync_buffers()
-        loss_sum, correct, seen = self._all_sum([loss_sum, correct, seen])
+        loss_sum, correct, seen = self._all_sum([float(loss_sum), int(correct), seen])
         return {"train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1)}
 
     @torch.no_grad()
