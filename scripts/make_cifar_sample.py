@@ -1,4 +1,4 @@
-"""Build the bundled CIFAR-10 sample ``data/cifar10-sample/cifar-10-batches-py/``.
+"""Build the bundled CIFAR-10 sample ``strucspars_viz/data/sample/cifar-10-batches-py/`` (package data).
 
 Reads a full ``cifar-10-batches-py`` folder and writes, in the same python batch layout
 (protocol-2 pickles whose keys are Python-2 strings, like the originals, so both
@@ -13,7 +13,7 @@ Usage (from the repository root)::
 
     .venv/bin/python scripts/make_cifar_sample.py --src /work/shared/data/cifar10
 
-Prints the md5 of each written file (recorded in ``data/README.md``).
+Prints the md5 of each written file (recorded in ``strucspars_viz/data/sample/README.md``).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from strucspars_viz.data import balanced_subset, find_cifar, load_cifar  # noqa: E402
+from strucspars_viz.data import SAMPLE_ROOT, balanced_subset, find_cifar, load_cifar, read_pickle  # noqa: E402
 
 TRAIN_PER_CLASS = 150
 TEST_PER_CLASS = 50
@@ -59,8 +59,7 @@ class _Py2Pickler(pickle._Pickler):
 
 
 def _read_raw(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+    return read_pickle(path)  # the restricted unpickler: the source is validated, never executed
 
 
 def _write(path: Path, batch_label: bytes, data: np.ndarray, labels: np.ndarray, filenames: list) -> None:
@@ -87,7 +86,7 @@ def _select(src: Path, files: list[str], per_class: int, what: str) -> tuple[np.
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", default="/work/shared/data/cifar10", help="full CIFAR-10 (any layout find_cifar accepts)")
-    ap.add_argument("--out", default=str(REPO / "data" / "cifar10-sample"), help="sample root to write")
+    ap.add_argument("--out", default=str(SAMPLE_ROOT), help="sample root to write (default: the package's)")
     args = ap.parse_args(argv)
 
     src = find_cifar("cifar10", args.src)
@@ -105,12 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     _write(out / "test_batch", b"sample testing batch 1 of 1 (50 per class, seed 0)", d, lab, names)
     shutil.copyfile(src / "batches.meta", out / "batches.meta")
 
-    for train, n in ((True, 10 * TRAIN_PER_CLASS), (False, 10 * TEST_PER_CLASS)):
-        back = load_cifar("cifar10", out, train=train, allow_sample=False)
-        assert len(back.labels) == n and np.all(np.bincount(back.labels) == n // 10), "sample check failed"
+    # Read back with the package reader (load_cifar wants five train batches outside the package sample).
+    for fname, n in (("data_batch_1", 10 * TRAIN_PER_CLASS), ("test_batch", 10 * TEST_PER_CLASS)):
+        back = read_pickle(out / fname)
+        labels = np.asarray(back[b"labels"])
+        ok = back[b"data"].shape == (n, 3072) and np.all(np.bincount(labels, minlength=10) == n // 10)
+        if not ok:
+            raise SystemExit(f"sample check failed for {out / fname}")
     for f in sorted(out.iterdir()):
         md5 = hashlib.md5(f.read_bytes()).hexdigest()
-        print(f"| {f.relative_to(out.parent.parent)} | {f.stat().st_size} | {md5} |")
+        print(f"| {f.relative_to(out.parent)} | {f.stat().st_size} | {md5} |")
     return 0
 
 

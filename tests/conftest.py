@@ -1,6 +1,12 @@
+"""Shared fixtures. Fake on-disk datasets come from :mod:`strucspars_viz.data.fake` (one place)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+from strucspars_viz.data import roots as _roots
+from strucspars_viz.data.fake import make_fake_imagefolder, write_fake_cifar
 
 
 @pytest.fixture(autouse=True)
@@ -8,6 +14,46 @@ def _seed_and_threads():
     torch.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sample_announcement():
+    """The sample fallback warns once per process; each test starts as a fresh process would."""
+    _roots._reset_announcements()
+    yield
+
+
+@pytest.fixture
+def no_data_env(monkeypatch, tmp_path) -> Path:
+    """No ``$STRUCSPARS_DATA`` and a working directory without ``./data``: nothing named, sample fallback."""
+    monkeypatch.delenv(_roots.DATA_ENV, raising=False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+@pytest.fixture
+def fake_cifar10(tmp_path) -> Path:
+    """A data root holding a fake balanced CIFAR-10: 100 train (10 per class) / 50 test images."""
+    root = tmp_path / "fake_cifar10"
+    write_fake_cifar(root, "cifar10", n_train=100, n_test=50)
+    return root
+
+
+@pytest.fixture
+def fake_cifar100(tmp_path) -> Path:
+    """A data root holding a fake balanced CIFAR-100: 200 train (2 per class) / 100 test images."""
+    root = tmp_path / "fake_cifar100"
+    write_fake_cifar(root, "cifar100", n_train=200, n_test=100)
+    return root
+
+
+@pytest.fixture
+def fake_imagefolder(tmp_path) -> Path:
+    """A data root with ``train/`` (4 classes x 8) and ``val/`` (4 x 4) of 40x40 PNGs."""
+    return make_fake_imagefolder(tmp_path / "fake_imagenet", num_classes=4, train_per_class=8, val_per_class=4,
+                                 size=40)
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
