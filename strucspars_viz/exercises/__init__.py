@@ -1,0 +1,82 @@
+"""Exercises that check themselves: property checks on seeded random inputs, hints that name the mistake.
+
+Each ``check_<name>(student_fn, seed=0)`` runs the student's function on randomised cases (edge
+cases included: non-square layers, ``G = 1``, odd channel counts that must stay dense) and returns a
+:class:`CheckResult`, which prints (and renders in a notebook) as ``passed: N randomised cases`` or
+as the first failing case with a readable message and, when the function behaves like a known
+wrong version, a hint naming that mistake. A student's exception is reported, never raised.
+
+Exercises (signatures as the notebooks state them):
+
+* ``shufflenet_permutation(channels, groups)``, ``inverse_permutation(perm)``
+* ``block_mask(cout, cin, groups)`` (``U_G``), ``separation_levels(cout, cin)`` (``k(a, b)``),
+  ``groups_for(s_permuted, keep)`` (largest ``G`` with ``f(G) >= keep``)
+* ``p_step_cost(S, R, Q)`` (``M = R S[:, Q]^T``), ``q_step_cost(S, R, P)`` (``M = S[P, :]^T R``),
+  ``solve_p_step_lp(cost)`` (the doubly-stochastic LP, written with cvxpy)
+* ``unpermuted_penalty(R_g, P, Q)`` (``R_g[P_inv][:, Q_inv]``), ``grouped_weight(W, P, Q, G)``,
+  ``model_sparsity(sizes, groups)``
+* ``complementary(masks, perms)`` (IGC-V2: exactly one path between every input and output)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .core import CheckResult, as_array, check
+from .registry import EXERCISES, SOLUTIONS
+
+__all__ = [
+    "EXERCISES",
+    "SOLUTIONS",
+    "CheckResult",
+    "as_array",
+    "check_block_mask",
+    "check_complementary",
+    "check_exercise",
+    "check_grouped_weight",
+    "check_groups_for",
+    "check_inverse_permutation",
+    "check_model_sparsity",
+    "check_p_step_cost",
+    "check_q_step_cost",
+    "check_separation_levels",
+    "check_shufflenet_permutation",
+    "check_solve_p_step_lp",
+    "check_unpermuted_penalty",
+]
+
+
+def check_exercise(name: str, student_fn: Callable, *, seed: int = 0) -> CheckResult:
+    """Check ``student_fn`` against the exercise called ``name`` (see ``EXERCISES``)."""
+    try:
+        ex = EXERCISES[name]
+    except KeyError:
+        raise KeyError(f"no exercise {name!r}; exercises: {', '.join(EXERCISES)}") from None
+    return check(ex, student_fn, seed=seed)
+
+
+def _checker(name: str) -> Callable[..., CheckResult]:
+    ex = EXERCISES[name]
+
+    def checker(student_fn: Callable, *, seed: int = 0) -> CheckResult:
+        return check(ex, student_fn, seed=seed)
+
+    checker.__name__ = checker.__qualname__ = f"check_{name}"
+    checker.__doc__ = (
+        f"Check a student's ``{ex.signature}`` on seeded random cases; returns a CheckResult "
+        "(pass, or the first failing case with a hint when a typical mistake is recognised)."
+    )
+    return checker
+
+
+check_shufflenet_permutation = _checker("shufflenet_permutation")
+check_inverse_permutation = _checker("inverse_permutation")
+check_block_mask = _checker("block_mask")
+check_separation_levels = _checker("separation_levels")
+check_groups_for = _checker("groups_for")
+check_p_step_cost = _checker("p_step_cost")
+check_q_step_cost = _checker("q_step_cost")
+check_solve_p_step_lp = _checker("solve_p_step_lp")
+check_unpermuted_penalty = _checker("unpermuted_penalty")
+check_grouped_weight = _checker("grouped_weight")
+check_model_sparsity = _checker("model_sparsity")
+check_complementary = _checker("complementary")
