@@ -1,9 +1,10 @@
 """Per-step overhead of the structured regulariser and of mask enforcement (CIFAR ResNet-56, CPU).
 
-Times a plain SGD training step (batch 64, 32x32) against the same step with
-``sparsifier.regularize(lam)`` after ``backward()``, and against a masked finetuning step
-(``apply_masks()`` gradient hooks + ``enforce_masks()`` after the step). Prints the ratios from
-one run, interleaving the variants so machine load affects them alike. Target: regulariser < 10 %.
+Times the production training step (:func:`strucspars_viz.training.train_one_epoch` over one batch
+of 64, 32x32: forward, loss, backward, hooks, SGD step, on-device accumulation) plain, with the
+sparsification hook ``after_backward = sparsifier.regularize(lam)``, and as a masked finetuning step
+(``apply_masks()`` gradient hooks + ``after_step = enforce_masks()``). Prints the ratios from one
+run, interleaving the variants so machine load affects them alike. Target: regulariser < 10 %.
 
     python benchmarks/bench_regularizer_overhead.py [--steps 20]
 """
@@ -15,21 +16,16 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 import strucspars_viz as sv
 from strucspars_viz.models import build_model
+from strucspars_viz.training import train_one_epoch
 
 
-def step_time(model, opt, x, y, after_backward=None, after_step=None) -> float:
+def step_time(model, opt, batch, after_backward=None, after_step=None) -> float:
+    """Seconds of one production step: ``train_one_epoch`` over a one-batch loader."""
     t0 = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    if after_backward:
-        after_backward()
-    opt.step()
-    if after_step:
-        after_step()
+    train_one_epoch(model, [batch], opt, after_backward=after_backward, after_step=after_step)
     return time.perf_counter() - t0
 
 
@@ -52,14 +48,14 @@ def main() -> None:
     sp_mask.apply_masks()
     variants = {
         "plain": (plain, None, None),
-        "regularize": (reg, lambda: sp_reg.regularize(1e-4), None),
-        "masked": (masked, None, sp_mask.enforce_masks),
+        "regularize": (reg, lambda step: sp_reg.regularize(1e-4), None),
+        "masked": (masked, None, lambda step: sp_mask.enforce_masks()),
     }
     opts = {k: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for k, (m, _, _) in variants.items()}
     times = {k: [] for k in variants}
     for i in range(args.steps + 3):
         for k, (m, ab, ast) in variants.items():
-            t = step_time(m, opts[k], x, y, ab, ast)
+            t = step_time(m, opts[k], (x, y), ab, ast)
             if i >= 3:  # warm-up
                 times[k].append(t)
     med = {k: statistics.median(v) for k, v in times.items()}

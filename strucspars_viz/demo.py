@@ -2,9 +2,13 @@
 
 1. A planted matrix (block-diagonal, then scrambled): learn ``P, Q`` with the paper's alternation from
    the identity and with the default multi-start search; print ``J`` per round and the groups found.
-2. A CIFAR ResNet-20 trained briefly on CIFAR-10 (``$STRUCSPARS_DATA`` / ``data/``, else the bundled
-   1,500-image sample) with the structured regulariser: ``P, Q`` updated and ``G`` re-chosen after every
-   epoch; one conv layer's ``S`` recorded per epoch.
+2. A CIFAR ResNet-20 trained briefly on CIFAR-10 (``--data-root``, else ``$STRUCSPARS_DATA``, else
+   ``./data``; the bundled 1,500-image sample only if none of them is named or found, and a named
+   root that does not hold CIFAR-10 is an error) on the shared training step
+   (:func:`strucspars_viz.training.train_one_epoch`) with the structured regulariser after every
+   backward: ``P, Q`` updated and ``G`` re-chosen after every epoch; one conv layer's trace
+   (:class:`~strucspars_viz.trace.LayerTrace`: ``S, P, Q, G``, lam, sparsity) recorded per epoch
+   and saved as ``<out>/layer_norms.npz``.
 3. That layer's permutations re-learned and animated; groups chosen for every layer (``f(G) >= keep``),
    masks applied, the model compressed to real grouped convs, equivalence checked, parameters and
    MACs counted.
@@ -18,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,29 +32,15 @@ from tqdm.auto import tqdm
 
 from .config import quick_mode
 from .permutation import planted_matrix
+from .trace import LayerTrace
 
 __all__ = ["add_demo_arguments", "demo_main", "run_demo", "planted_matrix", "train_with_regulariser", "DemoResult"]
-
-
-@dataclass
-class EpochLog:
-    epoch: int
-    lam: float
-    loss: float
-    train_acc: float
-    sparsity: float
-    groups: dict
-    layer_groups: int
-    layer_norms: np.ndarray
-    layer_row_perm: np.ndarray
-    layer_col_perm: np.ndarray
-    seconds: float
 
 
 def train_with_regulariser(
     model: nn.Module,
     sparsifier,
-    loader,
+    loaders,
     *,
     epochs: int,
     lam: float,
@@ -60,46 +49,37 @@ def train_with_regulariser(
     layer: str | None = None,
     perm_rounds: int = 10,
     progress: bool = True,
-) -> list[EpochLog]:
-    """The sparsification phase in miniature (SPEC §2-§4), one list entry per epoch.
+) -> tuple[LayerTrace, list[dict]]:
+    """The sparsification phase in miniature (SPEC §2-§4) on the shared training step.
 
-    Per batch: ``loss.backward()``, then ``sparsifier.regularize(lam)`` (adds
-    ``lam * sign(W) * R_g[P_inv][:, Q_inv]`` to the gradients), then an SGD step (momentum 0.9,
-    no weight decay). After each epoch: ``perm_rounds`` P/Q rounds warm-started from the current
-    permutations and ``G`` re-chosen with the criterion ``f(G) >= keep``.
+    Per batch (:func:`strucspars_viz.training.train_one_epoch`): ``loss.backward()``, then
+    ``sparsifier.regularize(lam)`` (adds ``lam * sign(W) * R_g[P_inv][:, Q_inv]`` to the gradients),
+    then an SGD step (momentum 0.9, no weight decay). After each epoch: ``perm_rounds`` P/Q rounds
+    warm-started from the current permutations and ``G`` re-chosen with the criterion ``f(G) >= keep``.
+    ``loaders``: :func:`strucspars_viz.data.make_loaders` output (``set_epoch`` seeds each epoch).
+
+    Returns the followed layer's trace and one dict per epoch (epoch, lam, loss, train_acc,
+    sparsity, layer_groups, seconds).
     """
-    from .norms import norm_matrix
+    from .training import train_one_epoch
 
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
-    logs: list[EpochLog] = []
+    trace = LayerTrace(layer or next(iter(sparsifier.layers)), decay=sparsifier.decay)
+    logs: list[dict] = []
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False, file=sys.stderr)
-        for x, y in bar:
-            opt.zero_grad(set_to_none=True)
-            out = model(x)
-            loss = nn.functional.cross_entropy(out, y)
-            loss.backward()
-            sparsifier.regularize(lam)
-            opt.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((out.argmax(1) == y).sum())
-            total += len(y)
-            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.2f}")
+        loaders.set_epoch(epoch - 1)
+        stats = train_one_epoch(model, loaders.train, opt, after_backward=lambda step: sparsifier.regularize(lam),
+                                epoch=f"{epoch}/{epochs}", progress=progress)
         sparsifier.update_permutations(iters=perm_rounds)
-        groups = sparsifier.update_groups(keep)
-        name = layer or next(iter(sparsifier.layers))
-        st = sparsifier.layers[name]
-        logs.append(EpochLog(
-            epoch=epoch, lam=float(lam), loss=loss_sum / max(total, 1), train_acc=correct / max(total, 1),
-            sparsity=sparsifier.sparsity(), groups=dict(groups), layer_groups=st.groups,
-            layer_norms=norm_matrix(sparsifier.modules[name]).double().numpy().copy(),
-            layer_row_perm=st.row_perm.copy(), layer_col_perm=st.col_perm.copy(),
-            seconds=time.perf_counter() - t0,
-        ))
-    return logs
+        sparsifier.update_groups(keep)
+        trace.record(sparsifier, epoch=epoch, phase="sparsify", lam=lam)
+        logs.append({"epoch": epoch, "lam": float(lam), "loss": stats["train_loss"], "train_acc": stats["train_top1"],
+                     "sparsity": sparsifier.sparsity(), "layer_groups": trace.groups[-1],
+                     "seconds": time.perf_counter() - t0})
+    return trace, logs
 
 
 @dataclass
@@ -152,7 +132,7 @@ def run_demo(
         learn_permutations,
         max_output_difference,
     )
-    from .data import cifar_loaders
+    from .data import build_datasets, make_loaders
     from .models import build_model
     from .report import Section, figure_html, gif_html, kv_html, table_html, write_report
     from .viz import (
@@ -165,13 +145,21 @@ def run_demo(
     )
 
     t_start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     epochs = epochs if epochs is not None else (1 if quick else 4)
     train_images = train_images if train_images is not None else (192 if quick else 1024)
+    _check_options(epochs=epochs, train_images=train_images, lam=lam, keep=keep)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    from .seeding import seed_everything
+
+    seed_everything(seed)
     max_frames = 36 if quick else 60
+    # Data first, so that a wrong root fails at once. A named --data-root (or $STRUCSPARS_DATA) that
+    # does not hold CIFAR-10 is an error (no fallback); only with nothing named is the bundled sample
+    # used, announced once by the data layer.
+    bundle = build_datasets("cifar10", data_root, train_subset=train_images, test_subset=256, seed=seed)
+    loaders = make_loaders(bundle, 64, 256, seed=seed)
+    info = bundle.description
     result = DemoResult(out=out, report=out / "report.html")
     sections: list[Section] = []
     stages = tqdm(total=5, desc="demo", disable=not progress, file=sys.stderr)
@@ -221,39 +209,33 @@ def run_demo(
 
     # ------------------------------------------------------------------ 2. training
     print(f"\n[2/4] ResNet-20 on CIFAR-10, {epochs} epoch(s) with the structured regulariser (lam = {lam:g})")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the bundled-sample fallback warning is reported below
-        train_loader, test_loader, info = cifar_loaders(
-            root=data_root, batch_size=64, train_subset=train_images, test_subset=256, seed=seed)
-    print(f"  data: {info.source} ({'bundled sample' if info.is_sample else 'CIFAR-10'}), "
-          f"{info.n_train} train / {info.n_test} test images")
+    print(f"  data: {info['source']} ({'bundled sample' if info['is_sample'] else 'CIFAR-10'}), "
+          f"{info['n_train']} train / {info['n_test']} test images")
     model = build_model("resnet20", num_classes=10)
     sparsifier = StructuredSparsifier(model, keep=keep)
     if layer not in sparsifier.layers:
         raise ValueError(f"--layer {layer!r} is not a sparsified conv; choose from {list(sparsifier.layers)}")
     dense_cost = count_params_macs(model, (1, 3, 32, 32))
     sparsifier.update_permutations(iters=20)  # 20 rounds before training (SPEC §2)
-    logs = train_with_regulariser(model, sparsifier, train_loader, epochs=epochs, lam=lam, keep=keep,
-                                  layer=layer, progress=progress)
+    trace, logs = train_with_regulariser(model, sparsifier, loaders, epochs=epochs, lam=lam, keep=keep,
+                                         layer=layer, progress=progress)
+    trace.save(out / "layer_norms.npz")
     for log in logs:
-        print(f"  epoch {log.epoch}: loss {log.loss:.3f}, train acc {log.train_acc:.3f}, "
-              f"model sparsity at keep={keep:g}: {log.sparsity:.3f}, {layer}: G = {log.layer_groups} "
-              f"({log.seconds:.1f} s)")
+        print(f"  epoch {log['epoch']}: loss {log['loss']:.3f}, train acc {log['train_acc']:.3f}, "
+              f"model sparsity at keep={keep:g}: {log['sparsity']:.3f}, {layer}: G = {log['layer_groups']} "
+              f"({log['seconds']:.1f} s)")
     stages.update()
 
     # ------------------------------------------------------------------ 3. the layer's permutations
     np.savez_compressed(out / "norm_matrices.npz", **sparsifier.norm_matrices())  # for the explorer notebook
-    s_layer = logs[-1].layer_norms
+    s_layer = sparsifier.norm_matrices()[layer]
     print(f"\n[3/4] Layer {layer} ({s_layer.shape[0]}x{s_layer.shape[1]}): permutations re-learned from its own order")
     p, q, hist = learn_permutations(s_layer, iters=20, seed=seed)
     result.layer_objectives = _print_rounds(hist)
     g_layer = groups_for(s_layer[p][:, q], keep)
     print(f"  -> groups found: G = {g_layer}, f(G) = {kept_fractions(s_layer[p][:, q])[g_layer]:.3f}")
     layer_parts = []
-    anim = animate_training([lg.layer_norms for lg in logs], [lg.lam for lg in logs],
-                            [lg.sparsity for lg in logs], [lg.layer_groups for lg in logs],
-                            row_perms=[lg.layer_row_perm for lg in logs], col_perms=[lg.layer_col_perm for lg in logs],
-                            keep=keep, layer=layer, max_frames=max_frames)
+    anim = animate_training(**trace.animation_kwargs(), keep=keep, max_frames=max_frames)
     gif = save_gif(anim, out / "training.gif")
     result.files.append(gif)
     layer_parts.append(gif_html(gif, caption=f"{layer}: S (normalised, log colour scale) in the learned order, "
@@ -273,8 +255,9 @@ def run_demo(
     layer_parts.append(table_html([{"round": i, "J": v} for i, v in enumerate(result.layer_objectives)],
                                   ["round", "J"], caption="objective per round"))
     layer_parts.append(table_html(
-        [{"epoch": lg.epoch, "lambda": lg.lam, "loss": lg.loss, "train acc": lg.train_acc,
-          "model sparsity": lg.sparsity, f"G ({layer})": lg.layer_groups, "seconds": lg.seconds} for lg in logs],
+        [{"epoch": lg["epoch"], "lambda": lg["lam"], "loss": lg["loss"], "train acc": lg["train_acc"],
+          "model sparsity": lg["sparsity"], f"G ({layer})": lg["layer_groups"], "seconds": lg["seconds"]}
+         for lg in logs],
         caption="training log"))
     stages.update()
 
@@ -284,7 +267,7 @@ def run_demo(
     sparsity = sparsifier.sparsity()
     sparsifier.apply_masks()
     compressed = compress(sparsifier)
-    x = next(iter(test_loader))[0][:16]
+    x = next(iter(loaders.test))[0][:16]
     diff = max_output_difference(model, compressed, x)
     after_cost = count_params_macs(compressed, (1, 3, 32, 32))
     result.groups, result.cost_before, result.cost_after, result.max_difference = groups, dense_cost, after_cost, diff
@@ -327,8 +310,8 @@ def run_demo(
     stages.close()
 
     sections.append(Section(f"ResNet-20 layer {layer}", layer_parts, anchor="layer", intro=(
-        f"ResNet-20 trained for {epochs} epoch(s) on {info.n_train} CIFAR-10 images"
-        f"{' (bundled sample)' if info.is_sample else ''} with the structured L1 regulariser "
+        f"ResNet-20 trained for {epochs} epoch(s) on {info['n_train']} CIFAR-10 images"
+        f"{' (bundled sample)' if info['is_sample'] else ''} with the structured L1 regulariser "
         f"(lambda = {lam:g}, large so that a short run shows the effect). After every epoch P, Q are updated "
         "(10 warm-started rounds) and G re-chosen by the criterion f(G) >= keep.")))
     sections.append(Section("Whole model: groups, parameters, MACs", model_parts, anchor="model", intro=(
@@ -336,7 +319,7 @@ def run_demo(
         "masked model is materialised with real grouped convolutions plus the learned channel gathers. "
         "The compressed model reproduces the masked dense model's outputs.")))
     result.seconds = time.perf_counter() - t_start
-    subtitle = (f"{'quick mode, ' if quick else ''}{epochs} epoch(s), {info.n_train} training images, "
+    subtitle = (f"{'quick mode, ' if quick else ''}{epochs} epoch(s), {info['n_train']} training images, "
                 f"keep = {keep:g}; ran in {result.seconds:.0f} s")
     write_report(result.report, "StrucSpars demo: learned group convolutions and channel shuffles", sections,
                  subtitle=subtitle)
@@ -348,12 +331,25 @@ def run_demo(
     return result
 
 
+def _check_options(*, epochs: int, train_images: int, lam: float, keep: float) -> None:
+    """Bad options -> ValueError naming the flag and what is allowed (the CLI prints it, exit 2)."""
+    if epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {epochs}")
+    if train_images < 1:
+        raise ValueError(f"--train-images must be >= 1, got {train_images}")
+    if not (lam >= 0 and np.isfinite(lam)):
+        raise ValueError(f"--lam must be a finite number >= 0, got {lam}")
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"--keep must lie in (0, 1], got {keep}")
+
+
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument("--quick", action="store_true", default=None,
                         help="tiny run (< 1 min); also set by STRUCSPARS_QUICK=1")
     parser.add_argument("--data-root", default=None,
-                        help="CIFAR-10 root (default: $STRUCSPARS_DATA, ./data, else the bundled sample)")
+                        help="CIFAR-10 root (default: $STRUCSPARS_DATA, ./data, else the bundled sample; a named "
+                             "root that does not hold CIFAR-10 is an error)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 4; quick: 1)")
     parser.add_argument("--train-images", type=int, default=None, help="training images (default 1024; quick: 192)")
     parser.add_argument("--lam", type=float, default=6e-3,

@@ -1,25 +1,31 @@
-"""``strucspars-viz demo --quick``: runs end to end, prints non-increasing objectives, writes the report."""
-import argparse
+"""``strucspars-viz demo --quick``: runs end to end (as a subprocess, the way a user starts it), prints
+non-increasing objectives, writes the report and the layer trace."""
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from strucspars_viz import demo
+from strucspars_viz.trace import LayerTrace
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("strucspars-viz")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "strucspars_viz.cli"]
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    parser = argparse.ArgumentParser()
-    demo.add_demo_arguments(parser)
-    args = parser.parse_args(["--quick", "--out", str(out)])
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert demo.demo_main(args) == 0
-    return out, buf.getvalue()
+    env = {k: v for k, v in os.environ.items() if k != "STRUCSPARS_DATA"}  # the bundled sample, announced
+    proc = subprocess.run([*_command(), "demo", "--quick", "--out", str(out)], capture_output=True, text=True,
+                          env={**env, "MPLBACKEND": "Agg"}, cwd=out, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "bundled CIFAR-10 sample" in proc.stderr  # the fallback is announced, not silent
+    return out, proc.stdout
 
 
 def _objective_runs(text: str) -> list[list[float]]:
@@ -40,6 +46,7 @@ def _objective_runs(text: str) -> list[list[float]]:
     return runs
 
 
+@pytest.mark.slow  # one quick demo run: ~30 s on 2 idle cores, ~60 s under load
 def test_demo_prints_non_increasing_objectives_and_groups(quick_run):
     _, text = quick_run
     runs = _objective_runs(text)
@@ -52,6 +59,7 @@ def test_demo_prints_non_increasing_objectives_and_groups(quick_run):
     assert "Report:" in text and "report.html" in text
 
 
+@pytest.mark.slow  # one quick demo run: ~30 s on 2 idle cores, ~60 s under load
 def test_demo_report_is_self_contained(quick_run):
     out, _ = quick_run
     report = out / "report.html"
@@ -67,8 +75,17 @@ def test_demo_report_is_self_contained(quick_run):
     assert 'id="table-costs"' in html and "MACs" in html and "parameters" in html
     assert "objective per round" in html
     for name in ("planted_permutation_0.gif", "training.gif", "layer_before_after.png", "groups.png", "costs.png",
-                 "norm_matrices.npz"):
+                 "norm_matrices.npz", "layer_norms.npz"):
         assert (out / name).is_file(), name
+
+
+@pytest.mark.slow  # one quick demo run: ~30 s on 2 idle cores, ~60 s under load
+def test_demo_writes_the_layer_trace(quick_run):
+    out, text = quick_run
+    trace = LayerTrace.load(out)
+    assert trace.layer == "layer3.0.conv2" and trace.phase == ["sparsify"] and trace.epoch == [1]
+    assert trace.lam == [6e-3] and trace.norms[0].shape == (64, 64)
+    assert re.search(rf"layer3\.0\.conv2: G = {trace.groups[0]} ", text)  # the printed G is the traced one
 
 
 def test_cli_wires_the_demo():

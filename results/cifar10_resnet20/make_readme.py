@@ -31,9 +31,11 @@ def main() -> None:
     lines = [
         "# ResNet-20 on CIFAR-10: StrucSpars at a 50% target vs. the dense baseline (2-core CPU, reduced schedule)",
         "",
-        "Produced by `strucspars-viz train` (`strucspars_viz/training.py`) on **full CIFAR-10** (50,000 train /",
-        "10,000 test images, `/work/shared/data/cifar10`, a rebuilt copy whose pixels match the official files for",
-        "99.8% of images, see its README). Hardware: a shared **2-core CPU, no GPU**; the two runs ran at the same",
+        "Produced by `strucspars-viz train` (the single-module trainer that preceded `strucspars_viz/training/`) on",
+        "**full CIFAR-10** (50,000 train / 10,000 test images; a rebuilt copy whose pixels match the official files",
+        "for 99.8% of images, see its README). The data root follows the package's convention: `--data-root",
+        "$STRUCSPARS_DATA`, the folder holding `cifar-10-batches-py` (in this workspace `../shared/data/cifar10`,",
+        "relative to the repository root). Hardware: a shared **2-core CPU, no GPU**; the two runs ran at the same",
         "time with one thread each (`--threads 1`, channels-last), next to other jobs on the machine.",
         "",
         "## Commands (from the repository root)",
@@ -142,6 +144,20 @@ def main() -> None:
         "`<run>/summary.json`, `<run>/train.log`, `<run>/layer_norms.npz` (S of `layer3.2.conv2` per epoch), "
         "`<run>/compressed_model.pt` (state dict; for StrucSpars with the sparsifier state to rebuild the grouped model)",
         "* `make_readme.py`: regenerates this file from the run folders",
+        "",
+        "**Old format.** These folders were written by the trainer before `strucspars_viz/training/` replaced it",
+        "(the runs were not repeated). What that means when reading them:",
+        "",
+        "* `config.json` and `summary.json` record the data folder as it was on the machine that made the runs",
+        "  (`data_root`, `data.source`); use your own `$STRUCSPARS_DATA` to repeat them. `config.json` loads with",
+        "  `TrainConfig.from_dict` (it lacks only `overwrite`, which defaults to false).",
+        "* `layer_norms.npz` has no `lam` / `sparsity` arrays: `strucspars_viz.trace.LayerTrace.load(<run>)`",
+        "  completes them from `metrics.jsonl` beside it.",
+        "* `compressed_model.pt` loads with `torch.load(..., weights_only=True)` and",
+        "  `strucspars_viz.training.artifacts.read_weights` (no `.sha256` sidecar: written before checksums).",
+        "* `checkpoint.pt` is checkpoint format 1 (NumPy RNG state pickled, no checksum): it does **not** load with",
+        "  `weights_only=True`, so the current trainer refuses to `--resume` it. It is kept as a record only;",
+        "  there are no `sparsified.pt` / `final.pt` files (they did not exist then).",
     ]
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
     print((HERE / "README.md").read_text())

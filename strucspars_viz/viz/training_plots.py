@@ -1,12 +1,13 @@
 """Figures of a training run (``strucspars-viz train`` output folder): curves and per-epoch norms.
 
 Inputs are what :mod:`strucspars_viz.training` writes: the records of ``metrics.jsonl``
-(:func:`strucspars_viz.training.load_metrics`) and ``layer_norms.npz``. Pure drawing, no method.
+(:func:`strucspars_viz.training.load_metrics`) and the layer trace ``layer_norms.npz``
+(:meth:`strucspars_viz.trace.LayerTrace.load`; its :meth:`~strucspars_viz.trace.LayerTrace.animation_kwargs`
+feed :func:`strucspars_viz.viz.animate_training`). Pure drawing, no method.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -14,7 +15,10 @@ from matplotlib.figure import Figure
 from .model import short_layer_name
 from .style import new_figure, style_axes
 
-__all__ = ["load_layer_norms", "plot_layer_norm_grid", "plot_training_curves", "training_animation_inputs"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..trace import LayerTrace
+
+__all__ = ["plot_layer_norm_grid", "plot_training_curves"]
 
 
 def _phase_boundary(records: Sequence[Mapping]) -> float | None:
@@ -66,15 +70,14 @@ def plot_training_curves(records: Sequence[Mapping], *, title: str | None = None
     return fig
 
 
-def load_layer_norms(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """``layer_norms.npz`` of a run as a dict: layer, norms (E, Cout, Cin), row_perm, col_perm, groups, epoch, phase."""
-    with np.load(Path(run_dir) / "layer_norms.npz") as z:
-        return {k: z[k] for k in z.files}
+def plot_layer_norm_grid(trace: "LayerTrace", *, max_panels: int = 12, log: bool = True) -> Figure:
+    """Grid of heat-maps of one layer's ``S[P_e][:, Q_e]`` (learned order) epoch by epoch, ``U_G`` outlined.
 
-
-def plot_layer_norm_grid(norms: Mapping[str, np.ndarray], *, max_panels: int = 12, log: bool = True) -> Figure:
-    """Grid of heat-maps of one layer's ``S[P_e][:, Q_e]`` (learned order) epoch by epoch, ``U_G`` outlined."""
-    mats, rows, cols, groups = norms["norms"], norms["row_perm"], norms["col_perm"], norms["groups"]
+    ``trace``: a :class:`~strucspars_viz.trace.LayerTrace` (e.g. ``LayerTrace.load(run_dir)``).
+    """
+    mats, rows, cols, groups = trace.norms, trace.row_perm, trace.col_perm, trace.groups
+    if not len(mats):
+        raise ValueError(f"plot_layer_norm_grid: the trace of {trace.layer!r} is empty")
     idx = np.unique(np.linspace(0, len(mats) - 1, min(max_panels, len(mats))).round().astype(int))
     ncol = min(4, len(idx))
     nrow = int(np.ceil(len(idx) / ncol))
@@ -89,11 +92,11 @@ def plot_layer_norm_grid(norms: Mapping[str, np.ndarray], *, max_panels: int = 1
         cout, cin = s.shape
         for r in range(g):
             ax.add_patch(_rect(r * cin / g - 0.5, r * cout / g - 0.5, cin / g, cout / g))
-        ax.set_title(f"{norms['phase'][i]} ep {int(norms['epoch'][i])}, G={g}", fontsize=8)
+        ax.set_title(f"{trace.phase[i]} ep {int(trace.epoch[i])}, G={g}", fontsize=8)
         ax.set_xticks([]), ax.set_yticks([])
     for ax in axes[len(idx):]:
         ax.axis("off")
-    fig.suptitle(f"{norms['layer']}: S in learned order ({'log10, ' if log else ''}scaled to max 1)", fontsize=10)
+    fig.suptitle(f"{trace.layer}: S in learned order ({'log10, ' if log else ''}scaled to max 1)", fontsize=10)
     return fig
 
 
@@ -101,21 +104,3 @@ def _rect(x, y, w, h):
     from matplotlib.patches import Rectangle
 
     return Rectangle((x, y), w, h, fill=False, edgecolor="cyan", lw=0.8)
-
-
-def training_animation_inputs(records: Sequence[Mapping], norms: Mapping[str, np.ndarray]) -> dict:
-    """Keyword arguments for :func:`strucspars_viz.viz.animate_training` from a run's metrics and norms.
-
-    Entries of ``layer_norms.npz`` are matched to epoch records by ``global_epoch`` (the ``init`` entry
-    gets ``lam = 0`` and the sparsity of the initial groups).
-    """
-    by_epoch = {r["global_epoch"]: r for r in records}
-    lam, sparsity = [], []
-    for e, ph in zip(norms["epoch"], norms["phase"]):
-        r = by_epoch.get(int(e))
-        lam.append(0.0 if r is None or ph in ("init", "masked") else float(r["lam"]))
-        sparsity.append(float(r["sparsity"]) if r is not None and ph != "masked" else
-                        (float(records[-1]["sparsity"]) if ph == "masked" else 0.0))
-    return dict(norm_matrices=list(norms["norms"]), lam=lam, sparsity=sparsity,
-                groups=[int(g) for g in norms["groups"]], row_perms=list(norms["row_perm"]),
-                col_perms=list(norms["col_perm"]), layer=str(norms["layer"]))
