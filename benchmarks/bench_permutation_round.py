@@ -58,7 +58,7 @@ def main() -> None:
     print(f"layers <= 256 channels ({len(small)}): lsa {t_lsa:.2f} s, cvxpy/HiGHS {t_cvx:.2f} s  (cvxpy/lsa = {t_cvx / t_lsa:.1f})")
 
     w = sp.modules["layer4.0.conv3"].weight  # 2048 x 512: finest blocks hold 4 rows each
-    s = sv.norm_matrix(w).double().numpy()
+    s = sv.as_matrix(sv.norm_matrix(w))
     y = s.reshape(2048, 512, 1).sum(2).T
     cost = block_costs(y, 0.5)
     full = np.repeat(cost, 4, axis=0)

@@ -4,7 +4,15 @@ The public API below is a contract used by notebooks, docs and outside checks (S
 """
 from .birkhoff import BirkhoffLPResult, birkhoff_lp, is_permutation_matrix, solve_assignment
 from .counting import ModelCost, count_params_macs
-from .export import ChannelPermute, PermutedGroupConv2d, compress, max_output_difference
+from .export import (
+    ChannelPermute,
+    CompressionReport,
+    PermutedGroupConv2d,
+    compress,
+    compress_and_check,
+    max_output_difference,
+    sparsify_to_target,
+)
 from .hierarchy import (
     block_mask,
     groups_for,
@@ -15,9 +23,11 @@ from .hierarchy import (
     penalty_matrix,
     separation_levels,
 )
-from .norms import norm_matrix
+from .norms import as_matrix, norm_matrix
 from .permutation import (
+    SHUFFLES,
     HistoryStep,
+    fixed_shuffle,
     inverse_permutation,
     learn_permutations,
     objective,
@@ -31,8 +41,10 @@ from .sparsifier import LayerState, StructuredSparsifier, TargetResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "SHUFFLES",
     "BirkhoffLPResult",
     "ChannelPermute",
+    "CompressionReport",
     "HistoryStep",
     "LayerState",
     "ModelCost",
@@ -41,8 +53,11 @@ __all__ = [
     "TargetResult",
     "birkhoff_lp",
     "block_mask",
+    "as_matrix",
     "compress",
+    "compress_and_check",
     "count_params_macs",
+    "fixed_shuffle",
     "groups_for",
     "inverse_permutation",
     "is_permutation_matrix",
@@ -60,5 +75,6 @@ __all__ = [
     "separation_levels",
     "shufflenet_permutation",
     "solve_assignment",
+    "sparsify_to_target",
     "spectral_order",
 ]

@@ -20,7 +20,8 @@ import warnings
 from typing import Literal, NamedTuple
 
 import numpy as np
-import torch
+
+from .norms import as_matrix
 
 __all__ = [
     "METHODS",
@@ -28,6 +29,7 @@ __all__ = [
     "assignment_cost",
     "birkhoff_lp",
     "is_permutation_matrix",
+    "lp_plans",
     "plan_to_permutation",
     "solve_assignment",
     "solve_transport",
@@ -38,10 +40,11 @@ Method = Literal["lsa", "emd", "cvxpy"]
 
 
 def _check_cost(cost) -> np.ndarray:
-    if isinstance(cost, torch.Tensor):
-        cost = cost.detach().cpu().double().numpy()
-    c = np.asarray(cost, dtype=np.float64)
-    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+    try:
+        c = as_matrix(cost, what="assignment cost")
+    except ValueError as err:
+        raise ValueError(f"the assignment cost must be a square (n, n) matrix: {err}") from None
+    if c.shape[0] != c.shape[1]:
         raise ValueError(f"the assignment cost must be a square (n, n) matrix, got shape {c.shape}")
     if c.shape[0] == 0:
         raise ValueError("the assignment cost is empty (n = 0)")
@@ -102,7 +105,7 @@ def _require_solver(solver: str) -> str:
     return name
 
 
-def birkhoff_lp(cost, solver: str = "HIGHS", **solver_opts) -> BirkhoffLPResult:
+def birkhoff_lp(cost, solver: str = "HIGHS", *, feasibility_tol: float = 1e-3, **solver_opts) -> BirkhoffLPResult:
     """Solve the relaxed assignment LP over doubly-stochastic matrices with cvxpy.
 
     .. math:: X^\\star \\in \\arg\\min_{X \\ge 0,\\, X\\mathbf 1 = \\mathbf 1,\\, X^\\top \\mathbf 1 = \\mathbf 1} \\langle C, X\\rangle
@@ -113,6 +116,9 @@ def birkhoff_lp(cost, solver: str = "HIGHS", **solver_opts) -> BirkhoffLPResult:
     solver : a cvxpy solver name. ``"HIGHS"`` (simplex: returns a vertex, i.e. a permutation matrix)
         is the default; ``"CLARABEL"`` / ``"SCS"`` (interior point / first order) return a point in the
         relative interior of the optimal face, fractional when costs tie.
+    feasibility_tol : largest accepted ``max |X 1 - 1|, |X^T 1 - 1|``; a plan outside it (an
+        early-stopped or inaccurate solve) raises a RuntimeError instead of being returned.
+    solver_opts : passed to ``problem.solve`` (e.g. ``max_iters``).
 
     Returns
     -------
@@ -139,7 +145,30 @@ def birkhoff_lp(cost, solver: str = "HIGHS", **solver_opts) -> BirkhoffLPResult:
     if x.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise RuntimeError(f"cvxpy solver {name} returned status {problem.status!r} on a {n}x{n} assignment LP")
     plan = np.clip(np.asarray(x.value, dtype=np.float64), 0.0, None)
+    # An inaccurate or early-stopped solve can report a status but return a point far outside the
+    # polytope; never hand that back as a solution.
+    rows, cols = plan.sum(axis=1), plan.sum(axis=0)
+    err = max(float(np.abs(rows - 1).max()), float(np.abs(cols - 1).max()))
+    if not np.isfinite(err) or err > feasibility_tol:
+        raise RuntimeError(
+            f"cvxpy solver {name} (status {problem.status!r}) returned a plan that is not doubly stochastic on a "
+            f"{n}x{n} assignment LP: row sums in [{rows.min():.3g}, {rows.max():.3g}], column sums in "
+            f"[{cols.min():.3g}, {cols.max():.3g}] (tolerance {feasibility_tol:g}); raise the solver's iteration "
+            "limit or use HIGHS"
+        )
     return BirkhoffLPResult(plan, str(problem.status))
+
+
+#: the two solver families whose plans differ on ties: a vertex (simplex) vs the face's interior
+LP_SOLVERS = {"HiGHS (simplex)": "HIGHS", "Clarabel (interior point)": "CLARABEL"}
+
+
+def lp_plans(cost, solvers: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """``{label: plan}``: :func:`birkhoff_lp` of ``cost`` with each solver (default :data:`LP_SOLVERS`).
+
+    The figures of :mod:`strucspars_viz.viz.birkhoff` draw these plans; they never solve.
+    """
+    return {label: birkhoff_lp(cost, solver=name).plan for label, name in (solvers or LP_SOLVERS).items()}
 
 
 def solve_assignment(cost, method: Method = "lsa") -> np.ndarray:

@@ -1,7 +1,9 @@
 """``strucspars-viz`` command line: one subcommand per job a notebook can do.
 
 Each subcommand lives in the module that implements it, which exposes ``add_arguments(parser)``
-and ``main(args) -> int``; this file only wires them together.
+and ``main(args) -> int``; this file only wires them together. User errors (bad options, missing
+or corrupt files, a locked run folder, a diverged run) are reported here, in one format:
+``strucspars-viz <command>: error: <message>`` on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -9,13 +11,20 @@ import argparse
 import importlib
 import sys
 
+from .errors import NonFiniteLossError
+
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("strucspars_viz.demo", "learn permutations on a planted matrix and a CIFAR-trained layer; write a report"),
     "permute": ("strucspars_viz.commands", "learn P, Q of a weight-norm matrix (.npy) or a model layer and print the rounds"),
     "compress": ("strucspars_viz.commands", "sparsify a registered model to a target and report params / MACs before and after"),
-    "train": ("strucspars_viz.training", "Algorithm 1 end to end: sparsify, reach the target, mask, finetune, compress"),
+    "train": ("strucspars_viz.training.cli", "Algorithm 1 end to end: sparsify, reach the target, mask, finetune, compress"),
+    "time": ("strucspars_viz.timing.cli", "wall time of dense, compressed and pruned models on CPU / CUDA (CSV + figure)"),
+    "ablate": ("strucspars_viz.ablation.cli", "ablation arms (SPEC §7) and matched-cost pruning baselines over seeds, with statistics"),
 }
+
+#: exception types that are the user's to fix; anything else keeps its traceback
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, NonFiniteLossError)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -29,7 +38,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             continue
         mod = importlib.import_module(module)
         getattr(mod, f"add_{name}_arguments", getattr(mod, "add_arguments", None))(p)
-        p.set_defaults(_entry=getattr(mod, f"{name}_main", getattr(mod, "main", None)))
+        p.set_defaults(_entry=getattr(mod, f"{name}_main", getattr(mod, "main", None)), _parser=p)
     return parser
 
 
@@ -37,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
-    return int(args._entry(args) or 0)
+    try:
+        return int(args._entry(args) or 0)
+    except USER_ERRORS as err:
+        # yaml's errors subclass neither ValueError nor OSError; modules convert them before raising.
+        print(f"strucspars-viz {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

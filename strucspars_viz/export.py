@@ -10,22 +10,36 @@ layer boundary keeps the original channel order (BN, residual sums and concatena
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from .sparsifier import LayerState, StructuredSparsifier
+from .birkhoff import Method
+from .counting import ModelCost, count_params_macs
+from .sparsifier import LayerState, StructuredSparsifier, TargetResult, sparsifiable_convs
 
 __all__ = [
+    "EQUIVALENCE_TOL",
     "ChannelPermute",
+    "CompressionReport",
     "PermutedGroupConv2d",
     "compress",
+    "check_state_matches",
+    "compress_and_check",
     "count_permutes",
     "fold_shuffles",
     "grouped_weight",
+    "is_equivalent",
     "max_output_difference",
+    "sparsify_to_target",
 ]
+
+#: default bound on ``max |masked(x) - compressed(x)|`` for float32 models (SPEC §6)
+EQUIVALENCE_TOL = 1e-4
 
 
 class ChannelPermute(nn.Module):
@@ -99,6 +113,45 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
+def check_state_matches(model: nn.Module, state: dict) -> None:
+    """Raise a ValueError unless ``state`` (a sparsifier's ``state_dict()``) was made for ``model``.
+
+    The state's conv list (``state["convs"]``: every ``nn.Conv2d`` with ``[Cout, Cin]``) must equal
+    the model's, names and shapes; states without that list (older files) are compared with the
+    model's default sparsifiable convs. The message lists the missing and unexpected layers.
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("layers"), dict):
+        raise ValueError("state must be a sparsifier state_dict(): a dict with a 'layers' dict")
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    saved = state.get("convs")
+    if saved is not None:
+        expected = {n: [int(v) for v in shape] for n, shape in saved.items()}
+        actual = {n: [m.out_channels, m.in_channels] for n, m in convs.items()}
+        what = "convs"
+    else:
+        expected = {n: None for n in state["layers"]}
+        actual = {n: None for n in sparsifiable_convs(model)[0]}
+        what = "sparsifiable convs (the state lists no 'convs'; pass a StructuredSparsifier made with the same include/exclude)"
+    missing = sorted(set(actual) - set(expected))
+    unexpected = sorted(set(expected) - set(actual))
+    shapes = [f"{n}: state {expected[n][0]}x{expected[n][1]}, model {actual[n][0]}x{actual[n][1]}"
+              for n in expected if n in actual and expected[n] != actual[n]]
+    not_conv = sorted(set(state["layers"]) - set(convs))
+    if missing or unexpected or shapes or not_conv:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} model layers missing from the state: {_short(missing)}")
+        if unexpected or not_conv:
+            parts.append(f"unexpected layers in the state: {_short(sorted(set(unexpected) | set(not_conv)))}")
+        if shapes:
+            parts.append(f"shape mismatches: {_short(shapes)}")
+        raise ValueError(f"sparsifier state does not match the {type(model).__name__} ({what}): " + "; ".join(parts))
+
+
+def _short(items: list[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
 def compress(
     sparsifier_or_model: StructuredSparsifier | nn.Module, state: dict | None = None, *, fold: bool = False
 ) -> nn.Module:
@@ -126,10 +179,7 @@ def compress(
                 "or compress(model, state=sparsifier.state_dict())"
             )
         model = sparsifier_or_model
-        modules = {n: m for n, m in model.named_modules() if n in state["layers"]}
-        missing = sorted(set(state["layers"]) - set(modules))
-        if missing:
-            raise ValueError(f"state names layers the model does not have: {missing}")
+        check_state_matches(model, state)
         # Reuse the sparsifier's own validation and bookkeeping rather than re-parsing the state here.
         helper = StructuredSparsifier(model, include=list(state["layers"]))
         helper.load_state_dict({**state, "masked": False})
@@ -197,3 +247,148 @@ def max_output_difference(reference: nn.Module, candidate: nn.Module, x: torch.T
         return float((reference(x) - candidate(x)).abs().max())
     finally:
         reference.train(modes[0]), candidate.train(modes[1])
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """What :func:`compress_and_check` found.
+
+    ``before`` / ``after``: parameters and MACs of one sample (``N = 1``) through the masked dense
+    and the compressed model; ``max_abs_diff = max |masked(x) - compressed(x)|`` on the example
+    batch; ``rel_diff = max_abs_diff / max |masked(x)|``; ``equivalent`` is True iff
+    ``max_abs_diff`` is finite and below ``tol * max(1, max |masked(x)|)`` (:func:`is_equivalent`;
+    a NaN or inf never counts as equivalent).
+    """
+
+    compressed: nn.Module
+    before: ModelCost
+    after: ModelCost
+    max_abs_diff: float
+    rel_diff: float
+    equivalent: bool
+    tol: float = EQUIVALENCE_TOL
+
+    def to_dict(self) -> dict:
+        """Everything but the module, as plain Python numbers (non-finite diffs become ``None``)."""
+        def finite(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {
+            "params_before": self.before.params, "macs_before": self.before.macs,
+            "params_after": self.after.params, "macs_after": self.after.macs,
+            "params_ratio": self.after.params / max(self.before.params, 1),
+            "macs_ratio": self.after.macs / max(self.before.macs, 1),
+            "max_abs_diff": finite(self.max_abs_diff), "rel_diff": finite(self.rel_diff),
+            "equivalent": self.equivalent, "tol": self.tol,
+        }
+
+
+def is_equivalent(max_abs_diff: float, tol: float = EQUIVALENCE_TOL, scale: float = 1.0) -> bool:
+    """``max_abs_diff < tol * max(1, scale)``, with NaN / inf judged *not* equivalent (a plain
+    ``diff >= tol`` alarm misses NaN, since ``NaN >= tol`` is False).
+
+    ``scale = max |masked(x)|``: float32 rounding grows with the outputs (a deep net with large
+    activations differs by ~1e-7 relative), so above 1 the bound is relative; below it, absolute.
+
+    >>> is_equivalent(1e-6), is_equivalent(float("nan")), is_equivalent(float("inf"))
+    (True, False, False)
+    >>> is_equivalent(0.06, scale=4e5), is_equivalent(0.06, scale=1.0), is_equivalent(1e-5, scale=float("nan"))
+    (True, False, False)
+    """
+    return math.isfinite(max_abs_diff) and math.isfinite(scale) and max_abs_diff < tol * max(1.0, scale)
+
+
+@torch.no_grad()
+def compress_and_check(
+    model: nn.Module,
+    state: dict | StructuredSparsifier,
+    example: torch.Tensor,
+    *,
+    tol: float = EQUIVALENCE_TOL,
+    fold: bool = False,
+    counter: str = "torch",
+) -> CompressionReport:
+    """Compress ``model`` with ``state`` and prove the result equals the masked dense model (SPEC §6).
+
+    Parameters
+    ----------
+    model : the dense model (masked or not: :func:`compress` drops the weights outside the kept
+        blocks either way; the reference output is that of ``model`` with the masks applied).
+    state : ``sparsifier.state_dict()`` (or the sparsifier itself) naming every sparsified conv's
+        ``P``, ``Q`` and ``G``; checked against ``model`` by :func:`compress`.
+    example : an input batch ``(N, C, H, W)``; the costs are counted for one sample of its shape.
+    tol : bound on ``max |masked(x) - compressed(x)|``, relative to ``max |masked(x)|`` when that
+        exceeds 1 (:func:`is_equivalent`).
+    fold : also merge shuffles inside blocks (:func:`fold_shuffles`).
+    counter : ``"torch"`` (conv + linear MACs) or ``"thop"`` (also BatchNorm and pooling: the paper's
+        totals); see :mod:`strucspars_viz.counting`.
+
+    Returns
+    -------
+    :class:`CompressionReport`. ``model`` is not modified.
+    """
+    if isinstance(state, StructuredSparsifier):
+        state = state.state_dict()
+    if not isinstance(example, torch.Tensor) or example.dim() != 4:
+        shape = tuple(example.shape) if isinstance(example, torch.Tensor) else type(example).__name__
+        raise ValueError(f"compress_and_check: example must be an (N, C, H, W) tensor batch, got {shape}")
+    compressed = compress(model, state=state, fold=fold)
+    # The reference is the *masked* dense model: a masked copy, so an unmasked input stays untouched.
+    reference = copy.deepcopy(model)
+    helper = StructuredSparsifier(reference, include=list(state["layers"]))
+    helper.load_state_dict({**state, "masked": False})
+    helper.enforce_masks()
+    first = next(reference.parameters(), None)
+    x = example.to(device=first.device if first is not None else None,
+                   dtype=first.dtype if first is not None else None)
+    diff = max_output_difference(reference, compressed, x)
+    was_training = reference.training
+    reference.eval()
+    try:
+        scale = float(reference(x).abs().max())
+    finally:
+        reference.train(was_training)
+    rel = diff / max(scale, 1e-12) if math.isfinite(scale) else float("nan")
+    size = (1, *example.shape[1:])
+    return CompressionReport(
+        compressed=compressed,
+        before=count_params_macs(reference, size, counter=counter),
+        after=count_params_macs(compressed, size, counter=counter),
+        max_abs_diff=diff,
+        rel_diff=rel,
+        equivalent=is_equivalent(diff, tol, scale),
+        tol=float(tol),
+    )
+
+
+def sparsify_to_target(
+    model: nn.Module,
+    target: float,
+    *,
+    iters: int = 20,
+    method: Method = "lsa",
+    init: str | None = None,
+    progress: bool = False,
+    decay: float = 0.5,
+    keep: float = 0.9,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    tol: float = 0.01,
+) -> tuple[StructuredSparsifier, TargetResult]:
+    """Learn ``P, Q`` on every sparsifiable conv, reach the model ``target`` sparsity, mask (SPEC §2, §5).
+
+    One-shot (no training): ``iters`` P/Q rounds per layer on the current weights
+    (:meth:`StructuredSparsifier.update_permutations`, ``init`` as in
+    :func:`~strucspars_viz.permutation.learn_permutations`), then one global ``keep`` chosen so the
+    sparsity ``1 - sum n_l / G_l / sum n_l`` lands in ``[target, target + tol]``
+    (:meth:`StructuredSparsifier.reach_target`), then ``W <- W * U_G[P_inv][:, Q_inv]`` in place.
+
+    Returns the sparsifier (masked) and the :class:`TargetResult`, whose ``fractions`` hold every
+    layer's kept fractions ``f(G)`` computed *before* masking (after masking they are all 1 up to
+    the chosen ``G``).
+    """
+    sp = StructuredSparsifier(model, decay=decay, keep=keep, include=include, exclude=exclude)
+    sp.update_permutations(iters, method, progress=progress, init=init)
+    result = sp.reach_target(target, tol)
+    sp.apply_masks()
+    return sp, result

@@ -12,18 +12,25 @@ both counts; a layer can have ``G = 2^m`` groups for ``m <= L``. The paper's gro
 * kept fraction ``f(G) = <S', U_G> / sum(S')``; a layer's group count is the largest ``G`` with
   ``f(G) >= keep``.
 
-All functions are pure. Matrices come back as ``torch`` tensors (float64 unless a dtype is given).
+All functions are pure: arrays in, numpy arrays out (float64 unless a numpy ``dtype`` is given);
+tensors are accepted wherever a matrix comes in (through :func:`~strucspars_viz.norms.as_matrix`).
+The sparsifier converts to torch where it needs tensors.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-import torch
+from numpy.typing import DTypeLike
+
+from .norms import as_matrix
 
 __all__ = [
     "INF_LEVEL",
     "max_level",
     "max_groups",
     "check_groups",
+    "check_decay",
     "separation_levels",
     "block_mask",
     "penalty_matrix",
@@ -59,7 +66,22 @@ def max_groups(cout: int, cin: int) -> int:
 
 
 def check_groups(cout: int, cin: int, groups: int) -> int:
-    """Validate a group count: a power of two dividing both channel counts; returns ``log2 G``."""
+    """Validate a group count: a power of two dividing both channel counts; returns ``log2 G``.
+
+    >>> check_groups(8, 8, 4)
+    2
+    >>> check_groups(8, 8, 2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: groups must be an integer power of two (1, 2, 4, ...), got 2.5 for a 8x8 layer
+    """
+    integral = isinstance(groups, numbers.Integral) or (
+        isinstance(groups, numbers.Real) and float(groups).is_integer()
+    )
+    if isinstance(groups, bool) or not integral:
+        raise ValueError(
+            f"groups must be an integer power of two (1, 2, 4, ...), got {groups!r} for a {cout}x{cin} layer"
+        )
     groups = int(groups)
     if groups < 1 or groups & (groups - 1):
         raise ValueError(
@@ -86,20 +108,19 @@ def separation_levels(cout: int, cin: int) -> np.ndarray:
     return k
 
 
-def block_mask(
-    cout: int, cin: int, groups: int, *, dtype: torch.dtype = torch.float32, device=None
-) -> torch.Tensor:
-    """Block-diagonal 0/1 mask ``U_G`` of shape ``(Cout, Cin)``.
+def block_mask(cout: int, cin: int, groups: int, *, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """Block-diagonal 0/1 mask ``U_G`` of shape ``(Cout, Cin)`` (numpy, float64 by default).
 
     ``U_G[a, b] = 1  iff  floor(a G / Cout) == floor(b G / Cin)``; the blocks are ``Cout/G x Cin/G``.
+    ``G`` must be a power of two dividing both counts (:func:`check_groups`).
 
     >>> block_mask(4, 2, 2).tolist()
     [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
     """
-    check_groups(cout, cin, groups)
-    rows = torch.arange(cout, device=device) * groups // cout
-    cols = torch.arange(cin, device=device) * groups // cin
-    return (rows[:, None] == cols[None, :]).to(dtype)
+    groups = 2 ** check_groups(cout, cin, groups)
+    rows = np.arange(cout) * groups // cout
+    cols = np.arange(cin) * groups // cin
+    return (rows[:, None] == cols[None, :]).astype(dtype)
 
 
 def penalty_matrix(
@@ -108,9 +129,8 @@ def penalty_matrix(
     groups: int | None = None,
     decay: float = 0.5,
     *,
-    dtype: torch.dtype = torch.float64,
-    device=None,
-) -> torch.Tensor:
+    dtype: DTypeLike = np.float64,
+) -> np.ndarray:
     """Hierarchical penalty ``R_g`` for a layer that currently has ``groups = G = 2^(g-1)`` groups.
 
     .. math:: R_g[a, b] = \\mathrm{decay}^{k(a,b) - 1} \\; [k(a, b) \\le g]
@@ -121,8 +141,7 @@ def penalty_matrix(
     >>> penalty_matrix(8, 8, groups=2)[0].tolist()
     [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
     """
-    if not 0.0 < decay <= 1.0:
-        raise ValueError(f"decay must lie in (0, 1], got {decay}")
+    check_decay(decay)
     k = separation_levels(cout, cin)
     if groups is None:
         g = max_level(cout, cin)
@@ -131,13 +150,18 @@ def penalty_matrix(
     hit = k <= g
     r = np.zeros((cout, cin), dtype=np.float64)
     r[hit] = float(decay) ** (k[hit] - 1)
-    return torch.as_tensor(r, dtype=dtype, device=device)
+    return r.astype(dtype, copy=False)
 
 
-def _as_numpy(s) -> np.ndarray:
-    if isinstance(s, torch.Tensor):
-        return s.detach().cpu().double().numpy()
-    return np.asarray(s, dtype=np.float64)
+def check_decay(decay: float) -> float:
+    """``decay`` as a float if it lies in ``(0, 1]`` (SPEC §1); a ValueError otherwise."""
+    try:
+        value = float(decay)
+    except (TypeError, ValueError):
+        raise ValueError(f"decay must be a number in (0, 1], got {decay!r}") from None
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise ValueError(f"decay must lie in (0, 1], got {decay}")
+    return value
 
 
 def kept_fractions(s_permuted) -> dict[int, float]:
@@ -145,11 +169,7 @@ def kept_fractions(s_permuted) -> dict[int, float]:
 
     An all-zero matrix keeps everything (``f = 1``): a dead layer can take any grouping.
     """
-    s = _as_numpy(s_permuted)
-    if s.ndim != 2:
-        raise ValueError(f"expected a (Cout, Cin) matrix, got shape {s.shape}")
-    if not np.isfinite(s).all():
-        raise ValueError("the weight-norm matrix contains NaN or inf")
+    s = as_matrix(s_permuted, finite=True, what="weight-norm matrix")
     cout, cin = s.shape
     total = float(s.sum())
     fractions = {}
@@ -166,9 +186,9 @@ def kept_fractions(s_permuted) -> dict[int, float]:
 
 def kept_fraction(s_permuted, groups: int) -> float:
     """``f(G) = <S', U_G> / sum(S')`` for a single ``G``."""
-    s = _as_numpy(s_permuted)
-    check_groups(*s.shape, groups)
-    return kept_fractions(s)[int(groups)]
+    s = as_matrix(s_permuted, finite=True, what="weight-norm matrix")
+    g = 2 ** check_groups(*s.shape, groups)
+    return kept_fractions(s)[g]
 
 
 def groups_for(s_permuted, keep: float = 0.9) -> int:
@@ -176,7 +196,7 @@ def groups_for(s_permuted, keep: float = 0.9) -> int:
 
     ``f`` is non-increasing in ``G`` (the masks are nested), so this is the last ``G`` passing.
 
-    >>> groups_for(torch.eye(4), keep=0.9)
+    >>> groups_for(np.eye(4), keep=0.9)
     4
     """
     if not 0.0 <= keep <= 1.0:

@@ -9,10 +9,36 @@ or :math:`S_{ij} = (\\sum_{u,v} W_{ijuv}^2)^{1/2}` for ``p = 2``. For a linear l
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["norm_matrix", "weight_of"]
+__all__ = ["as_matrix", "norm_matrix", "weight_of"]
+
+
+def as_matrix(x, *, finite: bool = False, what: str = "matrix") -> np.ndarray:
+    """THE converter from a tensor / array-like to a float64 ``(rows, cols)`` numpy array.
+
+    The pure math (``hierarchy``, ``permutation``, ``birkhoff``) and the figures all take their
+    matrices through here, so a CUDA / float32 / requires-grad tensor and a nested list behave alike.
+    Always a new array (never a view of the input). ``finite=True`` also rejects NaN / inf.
+
+    >>> as_matrix(torch.ones(2, 3, dtype=torch.float16)).dtype
+    dtype('float64')
+    >>> as_matrix([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: the matrix must be 2-D (Cout, Cin), got shape (2,)
+    """
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    m = np.array(x, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"the {what} must be 2-D (Cout, Cin), got shape {m.shape}")
+    if finite and not np.isfinite(m).all():
+        bad = int((~np.isfinite(m)).sum())
+        raise ValueError(f"the {what} of shape {m.shape} has {bad} NaN/inf entries; all must be finite")
+    return m
 
 
 def weight_of(w: nn.Module | torch.Tensor) -> torch.Tensor:

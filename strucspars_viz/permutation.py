@@ -24,13 +24,27 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from .birkhoff import Method, solve_assignment, solve_transport
-from .hierarchy import max_level, penalty_matrix
+from .hierarchy import check_decay, max_level, penalty_matrix
+from .norms import as_matrix
+from .shuffles import (  # noqa: F401  (re-exported: the index-array helpers and SPEC §7's shuffle set)
+    SHUFFLES,
+    check_permutation,
+    default_shuffle_groups,
+    fixed_shuffle,
+    inverse_permutation,
+    planted_matrix,
+    random_permutation,
+    shufflenet_permutation,
+)
 
 __all__ = [
+    "SHUFFLES",
     "HistoryStep",
+    "check_permutation",
+    "default_shuffle_groups",
+    "fixed_shuffle",
     "inverse_permutation",
     "learn_permutations",
     "objective",
@@ -58,65 +72,15 @@ class HistoryStep:
     start: str = "given"
 
 
-def inverse_permutation(perm) -> np.ndarray:
-    """``P_inv = argsort(P)``, so that ``P_inv[P[a]] = a``."""
-    return np.argsort(np.asarray(perm)).astype(np.int64)
-
-
-def shufflenet_permutation(channels: int, groups: int) -> np.ndarray:
-    """ShuffleNet's channel shuffle as an index array (SPEC §7, §10).
-
-    Channels viewed as ``(groups, channels // groups)``, transposed, flattened: slot ``j*g + i`` takes
-    channel ``i*n + j``. Its inverse is the shuffle with ``n = channels // groups`` groups.
-
-    >>> shufflenet_permutation(6, 2).tolist()
-    [0, 3, 1, 4, 2, 5]
-    """
-    if groups < 1 or channels % groups:
-        raise ValueError(f"ShuffleNet shuffle: groups={groups} must divide channels={channels}")
-    return np.arange(channels).reshape(groups, channels // groups).T.reshape(-1).astype(np.int64)
-
-
-def random_permutation(n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
-    """A uniformly random permutation of ``range(n)``."""
-    return np.random.default_rng(rng).permutation(n).astype(np.int64)
-
-
-def planted_matrix(
-    cout: int, cin: int, groups: int, noise: float = 0.0, seed: np.random.Generator | int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A scrambled block-diagonal weight-norm matrix: ground truth for permutation learning.
-
-    ``groups`` diagonal blocks of size ``Cout/G x Cin/G`` with entries uniform in ``[0.5, 1.5]``,
-    plus ``noise * U[0, 1]`` everywhere, then rows and columns shuffled. Returns
-    ``(S, row_perm, col_perm)`` with ``S = S_planted[row_perm][:, col_perm]``.
-    """
-    rng = np.random.default_rng(seed)
-    s = np.zeros((cout, cin))
-    bo, bi = cout // groups, cin // groups
-    for r in range(groups):
-        s[r * bo:(r + 1) * bo, r * bi:(r + 1) * bi] = rng.uniform(0.5, 1.5, (bo, bi))
-    s += noise * rng.uniform(0.0, 1.0, (cout, cin))
-    p, q = rng.permutation(cout), rng.permutation(cin)
-    return s[p][:, q], p, q
-
-
 @lru_cache(maxsize=128)
 def _cost(cout: int, cin: int, decay: float) -> np.ndarray:
-    r = penalty_matrix(cout, cin, None, decay).numpy()
+    r = penalty_matrix(cout, cin, None, decay)
     r.setflags(write=False)
     return r
 
 
 def _as_matrix(s) -> np.ndarray:
-    if isinstance(s, torch.Tensor):
-        s = s.detach().cpu().double().numpy()
-    m = np.asarray(s, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"the weight-norm matrix must be 2-D (Cout, Cin), got shape {m.shape}")
-    if not np.isfinite(m).all():
-        raise ValueError(f"the weight-norm matrix of shape {m.shape} contains NaN or inf")
-    return m
+    return as_matrix(s, finite=True, what="weight-norm matrix")
 
 
 def objective(s, row_perm, col_perm, decay: float = 0.5) -> float:
@@ -256,10 +220,7 @@ def _alternate(
 
 
 def _check_perm(perm, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(perm, dtype=np.int64)
-    if arr.shape != (n,) or not np.array_equal(np.sort(arr), np.arange(n)):
-        raise ValueError(f"init {what} must be a permutation of range({n}), got shape {arr.shape}")
-    return arr
+    return check_permutation(perm, n, f"init {what}")
 
 
 def learn_permutations(
@@ -281,7 +242,7 @@ def learn_permutations(
     iters : maximum number of full rounds (a P-step then a Q-step) per start. A start stops early
         when a full round does not decrease ``J``.
     method : assignment solver per half-step: ``"lsa"``, ``"emd"`` or ``"cvxpy"``.
-    decay : damping of finer levels in ``R`` (SPEC §1).
+    decay : damping of finer levels in ``R`` (SPEC §1), in ``(0, 1]``.
     init :
         ``None`` (default): best of several starts: the identity (the paper), the spectral
         co-clustering order (:func:`spectral_order`) and ``restarts`` random orders;
@@ -297,6 +258,9 @@ def learn_permutations(
     history : list of :class:`HistoryStep`, the start then one entry per half-step of the winning
         start; ``history[i].objective`` is non-increasing.
     """
+    decay = check_decay(decay)
+    if int(iters) < 0:
+        raise ValueError(f"iters must be >= 0, got {iters}")
     m = _as_matrix(S)
     if (m < 0).any():
         raise ValueError("the weight-norm matrix must be non-negative (take |W| norms)")

@@ -9,8 +9,6 @@ the bisection to a target sparsity, and masking. Everything it knows round-trips
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from fnmatch import fnmatch
 from typing import Iterable, NamedTuple
 
 import numpy as np
@@ -19,52 +17,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .birkhoff import Method
-from .hierarchy import block_mask, groups_for, kept_fractions, max_groups, model_sparsity, penalty_matrix
-from .norms import norm_matrix
-from .permutation import HistoryStep, inverse_permutation, learn_permutations
+from .hierarchy import check_decay, check_groups, groups_for, kept_fractions, model_sparsity, penalty_matrix
+from .layers import LayerState, sparsifiable_convs
+from .norms import as_matrix, norm_matrix
+from .permutation import HistoryStep, check_permutation, learn_permutations
 
 __all__ = ["LayerState", "StructuredSparsifier", "TargetResult", "sparsifiable_convs"]
-
-
-@dataclass
-class LayerState:
-    """Per-layer state: channel counts, kernel size, learned ``P`` / ``Q`` and current ``G``."""
-
-    name: str
-    cout: int
-    cin: int
-    kernel: int  # kh * kw, the real kernel size (SPEC §9: never guessed from the layer name)
-    row_perm: np.ndarray
-    col_perm: np.ndarray
-    groups: int = 1
-    learned: bool = False
-
-    @property
-    def max_groups(self) -> int:
-        return max_groups(self.cout, self.cin)
-
-    @property
-    def size(self) -> int:
-        """``n_l = Cout * Cin * kh * kw``."""
-        return self.cout * self.cin * self.kernel
-
-    @property
-    def row_inv(self) -> np.ndarray:
-        return inverse_permutation(self.row_perm)
-
-    @property
-    def col_inv(self) -> np.ndarray:
-        return inverse_permutation(self.col_perm)
-
-    def unpermute(self, matrix: torch.Tensor) -> torch.Tensor:
-        """Map a matrix given in permuted order back to the weight's order: ``M[P_inv][:, Q_inv]``."""
-        rows = torch.as_tensor(self.row_inv, device=matrix.device)
-        cols = torch.as_tensor(self.col_inv, device=matrix.device)
-        return matrix[rows][:, cols]
-
-    def mask(self, *, dtype=torch.float32, device=None) -> torch.Tensor:
-        """``U_G[P_inv][:, Q_inv]``: the block mask in the weight's own channel order."""
-        return self.unpermute(block_mask(self.cout, self.cin, self.groups, dtype=dtype, device=device))
 
 
 class TargetResult(NamedTuple):
@@ -72,44 +30,8 @@ class TargetResult(NamedTuple):
     sparsity: float
     groups: dict[str, int]
     exact: bool  # True when one global ``keep`` landed inside [target, target + tol]
-
-
-def sparsifiable_convs(
-    model: nn.Module,
-    include: Iterable[str] | None = None,
-    exclude: Iterable[str] | None = None,
-) -> tuple[dict[str, nn.Conv2d], dict[str, str]]:
-    """The convs to sparsify and, for the others, why not.
-
-    Default: every ``nn.Conv2d`` except the stem (the first conv in module order) and convs that are
-    already grouped. ``include`` / ``exclude`` are ``fnmatch`` patterns on module names; an explicit
-    ``include`` may select the stem. Linear layers (the classifier) are never sparsified.
-    """
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ValueError(f"{type(model).__name__} has no nn.Conv2d layers: nothing to sparsify")
-    include = list(include) if include is not None else None
-    exclude = list(exclude or [])
-    stem = convs[0][0]
-    chosen: dict[str, nn.Conv2d] = {}
-    skipped: dict[str, str] = {}
-    for name, conv in convs:
-        if include is not None and not any(fnmatch(name, p) for p in include):
-            skipped[name] = "not matched by include"
-        elif include is None and name == stem:
-            skipped[name] = "stem (first conv)"
-        elif any(fnmatch(name, p) for p in exclude):
-            skipped[name] = "matched by exclude"
-        elif conv.groups != 1:
-            skipped[name] = f"already grouped (groups={conv.groups})"
-        else:
-            chosen[name] = conv
-    if not chosen:
-        raise ValueError(
-            f"nothing to sparsify in {type(model).__name__}: convs found {[n for n, _ in convs]}, "
-            f"skipped {skipped}. Sparsifiable convs are ungrouped nn.Conv2d other than the stem."
-        )
-    return chosen, skipped
+    #: ``{layer: {G: f(G)}}`` on which the target was reached (before any masking)
+    fractions: dict[str, dict[int, float]] | None = None
 
 
 class StructuredSparsifier:
@@ -128,11 +50,10 @@ class StructuredSparsifier:
         model: nn.Module,
         decay: float = 0.5,
         keep: float = 0.9,
-        include: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
     ) -> None:
-        if not 0.0 < decay <= 1.0:
-            raise ValueError(f"decay must lie in (0, 1], got {decay}")
+        check_decay(decay)
         if not 0.0 <= keep <= 1.0:
             raise ValueError(f"keep must lie in [0, 1], got {keep}")
         self.model = model
@@ -160,7 +81,7 @@ class StructuredSparsifier:
         """``S`` (or ``S' = S[P][:, Q]``) of every sparsified layer, as float64 arrays."""
         out = {}
         for name, st in self.layers.items():
-            s = norm_matrix(self.modules[name]).double().cpu().numpy()
+            s = as_matrix(norm_matrix(self.modules[name]))
             out[name] = s[st.row_perm][:, st.col_perm] if permuted else s
         return out
 
@@ -198,11 +119,13 @@ class StructuredSparsifier:
         Inverses are derived from ``P``/``Q`` on every use, so replacing them can never leave a stale
         inverse behind (SPEC §9's SHUFFLENET defect).
         """
+        checked = {}
         for name, (p, q) in perms.items():
             st = self._layer(name)
-            p, q = np.asarray(p, np.int64), np.asarray(q, np.int64)
-            if not (np.array_equal(np.sort(p), np.arange(st.cout)) and np.array_equal(np.sort(q), np.arange(st.cin))):
-                raise ValueError(f"layer {name}: need permutations of range({st.cout}) and range({st.cin})")
+            checked[name] = (check_permutation(p, st.cout, f"layer {name}: row_perm"),
+                             check_permutation(q, st.cin, f"layer {name}: col_perm"))
+        for name, (p, q) in checked.items():
+            st = self.layers[name]
             st.row_perm, st.col_perm, st.learned = p, q, True
         self._invalidate()
         if self.masked:
@@ -220,7 +143,7 @@ class StructuredSparsifier:
         st = self._layer(name)
         cached = self._penalties.get(name)
         if cached is None or cached.dtype != dtype or cached.device != torch.device(device or "cpu"):
-            r = penalty_matrix(st.cout, st.cin, st.groups, self.decay, dtype=dtype, device=device)
+            r = torch.as_tensor(penalty_matrix(st.cout, st.cin, st.groups, self.decay), dtype=dtype, device=device)
             cached = st.unpermute(r)[:, :, None, None].contiguous()
             self._penalties[name] = cached
         return cached
@@ -268,6 +191,21 @@ class StructuredSparsifier:
 
     def groups(self) -> dict[str, int]:
         return {n: st.groups for n, st in self.layers.items()}
+
+    def set_groups(self, groups: dict[str, int]) -> None:
+        """Set ``G`` of the named layers directly (a search other than the criterion, e.g. a
+        latency budget). Each ``G`` must be a power of two dividing both channel counts."""
+        if self.masked:
+            raise RuntimeError("group counts are frozen once masks are applied (finetuning phase)")
+        for name, g in groups.items():
+            st = self._layer(name)
+            try:
+                check_groups(st.cout, st.cin, g)
+            except ValueError as err:
+                raise ValueError(f"layer {name}: {err}") from None
+        for name, g in groups.items():
+            self.layers[name].groups = int(g)
+        self._invalidate()
 
     def sparsity(self, groups: dict[str, int] | None = None) -> float:
         """Model sparsity ``1 - sum n_l / G_l / sum n_l`` over the sparsified convs (SPEC §3)."""
@@ -322,7 +260,7 @@ class StructuredSparsifier:
             self.layers[n].groups = g
         self.keep = keep
         self._invalidate()
-        return TargetResult(keep, self.sparsity(groups), dict(groups), exact)
+        return TargetResult(keep, self.sparsity(groups), dict(groups), exact, fractions)
 
     def _promote_into_window(
         self, groups: dict[str, int], fractions: dict[str, dict[int, float]], target: float, tol: float
@@ -385,10 +323,17 @@ class StructuredSparsifier:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:
+        """Plain tensors and primitives only (loads with ``torch.load(..., weights_only=True)``).
+
+        ``convs`` lists every conv of the model with its ``[Cout, Cin]``, sparsified or not, so that
+        :func:`~strucspars_viz.export.compress` can tell a state made for another architecture.
+        """
         return {
             "decay": self.decay,
             "keep": self.keep,
             "masked": self.masked,
+            "convs": {n: [m.out_channels, m.in_channels] for n, m in self.model.named_modules()
+                      if isinstance(m, nn.Conv2d)},
             "layers": {
                 n: {
                     "row_perm": torch.as_tensor(st.row_perm),
@@ -401,21 +346,34 @@ class StructuredSparsifier:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore ``P, Q, G`` (and masks if the state was masked). Everything is validated before
+        anything changes: every layer present, permutations of the right size without repeats,
+        ``G`` a power of two dividing both channel counts."""
+        if not isinstance(state, dict) or not isinstance(state.get("layers"), dict):
+            raise ValueError("sparsifier state must be a dict with a 'layers' dict (StructuredSparsifier.state_dict())")
         layers = state["layers"]
         if set(layers) != set(self.layers):
             raise ValueError(
                 f"sparsifier state does not match the model: missing {sorted(set(self.layers) - set(layers))}, "
                 f"unexpected {sorted(set(layers) - set(self.layers))}"
             )
+        parsed = {}
         for name, entry in layers.items():
             st = self.layers[name]
             p = np.asarray(torch.as_tensor(entry["row_perm"]).cpu(), dtype=np.int64)
             q = np.asarray(torch.as_tensor(entry["col_perm"]).cpu(), dtype=np.int64)
             if p.shape != (st.cout,) or q.shape != (st.cin,):
                 raise ValueError(f"layer {name}: saved permutations have sizes {p.shape}, {q.shape}; the conv is {st.cout}x{st.cin}")
-            st.row_perm, st.col_perm = p, q
-            st.groups = int(entry["groups"])
-            st.learned = bool(entry.get("learned", True))
+            for what, perm, n in (("row_perm", p, st.cout), ("col_perm", q, st.cin)):
+                check_permutation(perm, n, f"layer {name}: {what}")
+            try:
+                check_groups(st.cout, st.cin, entry["groups"])
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"layer {name}: saved {err}") from None
+            parsed[name] = (p, q, int(entry["groups"]), bool(entry.get("learned", True)))
+        for name, (p, q, g, learned) in parsed.items():
+            st = self.layers[name]
+            st.row_perm, st.col_perm, st.groups, st.learned = p, q, g, learned
         self.decay = float(state.get("decay", self.decay))
         self.keep = float(state.get("keep", self.keep))
         self._invalidate()

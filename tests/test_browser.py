@@ -188,6 +188,25 @@ def _drive_explorer(lab, driver):
                           "the figure to re-render after picking shuffle = none")
     driver.save_screenshot(str(ARTIFACTS / "explorer_shuffle.png"))
     assert after_shuffle not in (before, after_keep)
+
+    # 3) with shuffle = none, switch the source (issue 11: KeyError 'layer3.0.conv2', status stuck at
+    #    "solving...", stale layer list): the layer list follows the source and the figure re-renders
+    def dropdown(label):
+        return [s for s in driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown")
+                if s.find_element(By.CSS_SELECTOR, "label").text.strip() == label][0]
+
+    source = Select(_wait(lambda: dropdown("source"), 30, "the source dropdown").find_element(By.TAG_NAME, "select"))
+    layers_before = [o.text for o in Select(dropdown("layer").find_element(By.TAG_NAME, "select")).options]
+    other = next(o.text for o in source.options if o.text != source.first_selected_option.text)
+    source.select_by_visible_text(other)
+    after_source = _wait(lambda: (s := _widget_img_src(driver)) and s != after_shuffle and s, 60,
+                         f"the figure to re-render after picking source = {other}")
+    layers_after = [o.text for o in Select(dropdown("layer").find_element(By.TAG_NAME, "select")).options]
+    assert layers_after != layers_before
+    status = driver.find_elements(By.CSS_SELECTOR, ".widget-html")
+    assert not [e.text for e in status if "solving" in e.text or "error" in e.text]
+    driver.save_screenshot(str(ARTIFACTS / "explorer_source.png"))
+    assert after_source
     errors = driver.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.stderr']")
     assert not [e.text for e in errors if "Traceback" in e.text]
 

@@ -142,3 +142,93 @@ def test_compress_equivalence_on_cuda():
     compressed = sv.compress(sp, fold=True)
     x = torch.randn(8, 3, 32, 32, device="cuda")
     assert sv.max_output_difference(model, compressed, x) < 1e-3  # TF32 / cuDNN algorithm differences
+
+
+# ---------------------------------------------------------------- compress_and_check / sparsify_to_target
+def test_compress_and_check_reports_equivalence_and_closed_form_costs():
+    model = build_model("resnet20").eval()
+    randomize_bn(model, seed=4)
+    sp = sv.StructuredSparsifier(model)
+    random_structure(sp, seed=17)
+    dense_before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = sv.export.compress_and_check(model, sp.state_dict(), torch.randn(2, 3, 32, 32))
+    # the input model is not masked or otherwise changed
+    assert all(torch.equal(v, dense_before[k]) for k, v in model.state_dict().items())
+    assert report.equivalent and report.max_abs_diff < 1e-4 and report.rel_diff < 1e-4
+    assert report.before.params == sum(p.numel() for p in model.parameters())
+    assert report.after.params == closed_form_params(model, sp)
+    # MACs of the convs drop by exactly n_l (1 - 1/G_l) * H_l W_l: compare with a masked-free count
+    assert report.after.macs < report.before.macs
+    d = report.to_dict()
+    assert d["params_after"] == report.after.params and d["equivalent"] is True
+    sp.apply_masks()
+    assert sv.max_output_difference(model, report.compressed, torch.randn(2, 3, 32, 32)) < 1e-4
+
+
+def test_compress_and_check_nan_is_not_equivalent():
+    model = build_model("resnet20").eval()
+    sp = sv.StructuredSparsifier(model)
+    random_structure(sp, seed=1)
+    with torch.no_grad():
+        model.fc.weight.fill_(float("nan"))
+    report = sv.export.compress_and_check(model, sp.state_dict(), torch.randn(2, 3, 32, 32))
+    assert report.equivalent is False  # NaN >= tol is False, so a naive check would pass
+    assert report.to_dict()["max_abs_diff"] is None
+    assert not sv.export.is_equivalent(float("inf")) and sv.export.is_equivalent(0.0)
+
+
+def test_compress_and_check_detects_a_wrong_compression(monkeypatch):
+    model = build_model("resnet20").eval()
+    randomize_bn(model, seed=2)
+    sp = sv.StructuredSparsifier(model)
+    random_structure(sp, seed=3)
+    real = sv.export.grouped_weight
+    monkeypatch.setattr(sv.export, "grouped_weight", lambda w, p, q, g: real(w, p[::-1].copy(), q, g))
+    report = sv.export.compress_and_check(model, sp.state_dict(), torch.randn(2, 3, 32, 32))
+    assert not report.equivalent and report.max_abs_diff > 1e-3
+
+
+def test_sparsify_to_target_lands_in_window_and_masks():
+    model = build_model("resnet20").eval()
+    sp, result = sv.export.sparsify_to_target(model, 0.5, iters=2)
+    assert sp.masked and result.sparsity >= 0.5
+    assert result.sparsity <= 0.5 + 0.01 + 1e-9 or not result.exact
+    assert result.groups == sp.groups()
+    # fractions are those before masking: after masking every f(G <= chosen G) is 1
+    after = sp.kept_fractions()
+    layer = next(n for n, g in sp.groups().items() if g > 1)
+    g = sp.groups()[layer]
+    assert after[layer][g] == pytest.approx(1.0)
+    assert result.fractions[layer][g] < 1.0 - 1e-6
+    for n, st in sp.layers.items():
+        if st.groups > 1:
+            w = sp.modules[n].weight
+            assert torch.all(w[sp.mask(n).expand_as(w) == 0] == 0)
+
+
+def test_compress_rejects_a_state_of_another_architecture():
+    r20 = sv.StructuredSparsifier(build_model("resnet20"))
+    r56 = build_model("resnet56")
+    with pytest.raises(ValueError, match=r"missing from the state: .*layer1\.3\.conv1"):
+        sv.compress(r56, state=r20.state_dict())
+    # states without the conv list (older files) are compared with the default sparsifiable convs
+    old = {k: v for k, v in r20.state_dict().items() if k != "convs"}
+    with pytest.raises(ValueError, match="missing from the state"):
+        sv.compress(r56, state=old)
+    # same names, other widths: a shape mismatch naming the layer
+    wide = sv.models.CifarResNet(20, width=32)
+    with pytest.raises(ValueError, match=r"shape mismatches: conv1: state 16x3, model 32x3"):
+        sv.compress(wide, state=r20.state_dict())
+    with pytest.raises(ValueError, match="unexpected layers"):
+        sv.compress(build_model("resnet20"), state=sv.StructuredSparsifier(r56).state_dict())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compress_and_check_on_cuda():
+    model = build_model("resnet20").eval().cuda()
+    randomize_bn(model)
+    sp = sv.StructuredSparsifier(model)
+    random_structure(sp, seed=19)
+    report = sv.export.compress_and_check(model, sp.state_dict(), torch.randn(8, 3, 32, 32), tol=1e-3)
+    assert report.equivalent and next(report.compressed.parameters()).is_cuda

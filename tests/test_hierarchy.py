@@ -27,7 +27,8 @@ def test_separation_levels_match_definition(cout, cin):
 
 
 def test_spec_penalty_example_8x8_level2():
-    r = sv.penalty_matrix(8, 8, groups=2).numpy()
+    r = sv.penalty_matrix(8, 8, groups=2)
+    assert isinstance(r, np.ndarray) and r.dtype == np.float64
     expected = np.zeros((8, 8))
     expected[:4, 4:] = expected[4:, :4] = 1.0
     for blk in (0, 4):
@@ -36,35 +37,46 @@ def test_spec_penalty_example_8x8_level2():
 
 
 def test_penalty_full_depth_and_decay():
-    r = sv.penalty_matrix(8, 8, decay=0.25).numpy()  # R = R_L, L = 3
+    r = sv.penalty_matrix(8, 8, decay=0.25)  # R = R_L, L = 3
     assert r[0, 4] == 1.0 and r[0, 2] == 0.25 and r[0, 1] == 0.0625 and r[0, 0] == 0.0
     # R_g at the maximum group count equals the full-depth R
-    np.testing.assert_array_equal(sv.penalty_matrix(8, 8, groups=8).numpy(), sv.penalty_matrix(8, 8).numpy())
+    np.testing.assert_array_equal(sv.penalty_matrix(8, 8, groups=8), sv.penalty_matrix(8, 8))
     # a dense (odd) layer has nothing to penalise
-    assert sv.penalty_matrix(3, 8).abs().sum() == 0
+    assert np.abs(sv.penalty_matrix(3, 8)).sum() == 0
 
 
 def test_penalty_zero_exactly_inside_current_blocks():
     for g in (1, 2, 4, 8):
         r = sv.penalty_matrix(16, 32, groups=g)
-        u = sv.block_mask(16, 32, g, dtype=torch.float64)
-        finer = sv.block_mask(16, 32, min(2 * g, 16), dtype=torch.float64)
-        assert torch.all(r[u == 0] > 0), "every connection outside the current blocks is penalised"
-        assert torch.all(r[finer == 1] == 0), "connections kept at 2G groups are not penalised"
+        u = sv.block_mask(16, 32, g)
+        finer = sv.block_mask(16, 32, min(2 * g, 16))
+        assert np.all(r[u == 0] > 0), "every connection outside the current blocks is penalised"
+        assert np.all(r[finer == 1] == 0), "connections kept at 2G groups are not penalised"
 
 
 def test_block_mask_non_square_and_nested():
     u = sv.block_mask(8, 4, 2)
+    assert isinstance(u, np.ndarray) and u.dtype == np.float64
     assert u.shape == (8, 4) and u.sum() == 16
-    assert torch.equal(u[:4, :2], torch.ones(4, 2)) and u[:4, 2:].sum() == 0
+    assert np.array_equal(u[:4, :2], np.ones((4, 2))) and u[:4, 2:].sum() == 0
     for g in (1, 2):
-        assert torch.all(sv.block_mask(8, 4, 2 * g) <= sv.block_mask(8, 4, g))
+        assert np.all(sv.block_mask(8, 4, 2 * g) <= sv.block_mask(8, 4, g))
+    assert sv.block_mask(8, 4, 2, dtype=bool).dtype == bool
 
 
-@pytest.mark.parametrize("groups", [3, 0, 16, -2])
+@pytest.mark.parametrize("groups", [3, 0, 16, -2, 2.5, "2", True])
 def test_block_mask_rejects_bad_groups(groups):
-    with pytest.raises(ValueError, match=r"8x4|power of two|Cout=8"):
+    with pytest.raises(ValueError, match=r"8x4|Cout=8"):  # the message names the layer size
         sv.block_mask(8, 4, groups)
+
+
+def test_block_mask_non_integer_groups_is_an_error_not_a_truncation():
+    # int(2.5) == 2 used to give the G = 2 mask silently
+    with pytest.raises(ValueError, match=r"integer power of two.*2\.5.*8x8"):
+        sv.block_mask(8, 8, 2.5)
+    np.testing.assert_array_equal(sv.block_mask(8, 8, 2.0), sv.block_mask(8, 8, 2))  # integral floats are fine
+    with pytest.raises(ValueError, match="integer"):
+        sv.kept_fraction(np.ones((8, 8)), 1.5)
 
 
 def test_groups_for_criterion():
@@ -80,7 +92,7 @@ def test_kept_fraction_brute_force():
     rng = np.random.default_rng(0)
     s = rng.uniform(size=(16, 8))
     for g in (1, 2, 4, 8):
-        u = sv.block_mask(16, 8, g, dtype=torch.float64).numpy()
+        u = sv.block_mask(16, 8, g)
         assert sv.kept_fraction(s, g) == pytest.approx((s * u).sum() / s.sum())
 
 

@@ -2,14 +2,13 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 import strucspars_viz as sv
 from strucspars_viz import planted_matrix
 
 
 def off_block_mass(s, groups):
-    return float((s * (1 - sv.block_mask(*s.shape, groups, dtype=torch.float64).numpy())).sum())
+    return float((s * (1 - sv.block_mask(*s.shape, groups))).sum())
 
 
 @pytest.mark.parametrize("cout,cin,groups", [(32, 32, 4), (32, 32, 2), (64, 16, 4), (16, 64, 8), (64, 64, 32), (128, 64, 16)])
@@ -98,3 +97,45 @@ def test_shufflenet_permutation_definition():
         for j in range(n):
             assert perm[j * g + i] == i * n + j
     np.testing.assert_array_equal(sv.inverse_permutation(perm), sv.shufflenet_permutation(c, n))
+
+
+@pytest.mark.parametrize("cout,cin,groups,match", [
+    (64, 64, 7, "power of two.*got 7"),
+    (63, 64, 8, "groups=8 does not divide.*Cout=63"),
+    (64, 64, 128, "groups=128 does not divide"),
+    (64, 64, 0, "power of two.*got 0"),
+])
+def test_planted_matrix_rejects_impossible_block_structures(cout, cin, groups, match):
+    with pytest.raises(ValueError, match="planted matrix: .*" + match):
+        planted_matrix(cout, cin, groups)
+
+
+@pytest.mark.parametrize("decay", [0, 2, -0.5, float("nan")])
+def test_learn_permutations_rejects_decay_outside_unit_interval(decay):
+    s, _, _ = planted_matrix(16, 16, 4, seed=0)
+    with pytest.raises(ValueError, match=r"decay must lie in \(0, 1\]"):
+        sv.learn_permutations(s, iters=1, decay=decay)
+    sv.learn_permutations(s, iters=1, decay=1.0)  # the closed end is allowed
+
+
+def test_fixed_shuffles_are_the_spec_set():
+    from strucspars_viz.permutation import SHUFFLES, fixed_shuffle
+
+    assert SHUFFLES == ("learned", "shufflenet", "random", "none")
+    p, q = fixed_shuffle("shufflenet", 8, 16, 4)
+    # slot j*g + i takes channel i*n + j (ShuffleNet's reshape-transpose-flatten)
+    assert p.tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+    assert q.tolist() == np.arange(16).reshape(4, 4).T.reshape(-1).tolist()
+    assert fixed_shuffle("shufflenet", 64, 64)[0].tolist() == sv.shufflenet_permutation(64, 4).tolist()  # g = min(4, 2^L)
+    p, q = fixed_shuffle("random", 8, 16, seed=3)
+    assert sorted(p.tolist()) == list(range(8)) and sorted(q.tolist()) == list(range(16))
+    assert p.tolist() == np.random.default_rng(3).permutation(8).tolist()
+    assert fixed_shuffle("random", 8, 16, seed=3)[0].tolist() == p.tolist()  # deterministic
+    p, q = fixed_shuffle("none", 4, 2)
+    assert p.tolist() == [0, 1, 2, 3] and q.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="not fixed.*learn_permutations"):
+        fixed_shuffle("learned", 8, 8, 2)
+    with pytest.raises(ValueError, match="unknown shuffle 'butterfly'"):
+        fixed_shuffle("butterfly", 8, 8, 2)
+    with pytest.raises(ValueError, match="must divide both"):
+        fixed_shuffle("shufflenet", 8, 12, 8)

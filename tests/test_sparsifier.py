@@ -55,7 +55,7 @@ def test_regularize_equals_gradient_of_penalty():
     sp.regularize(0.3)
     # gradient of lam * sum_ij R_g[P_inv[i], Q_inv[j]] * |W_ij|_1, computed by autograd
     w2 = w.detach().clone().requires_grad_(True)
-    r = sv.penalty_matrix(16, 8, groups=2, dtype=torch.float32)
+    r = torch.as_tensor(sv.penalty_matrix(16, 8, groups=2), dtype=torch.float32)
     r_unperm = r[torch.as_tensor(st.row_inv)][:, torch.as_tensor(st.col_inv)]
     (0.3 * (r_unperm[:, :, None, None] * w2.abs()).sum()).backward()
     torch.testing.assert_close(w.grad, w2.grad)
@@ -180,6 +180,46 @@ def test_set_permutations_recomputes_inverses_for_masks():
     before = sp.mask(name).clone()
     p = sv.shufflenet_permutation(st.cout, 4)
     sp.set_permutations({name: (p, p)})
-    expected = sv.block_mask(st.cout, st.cin, 4)[torch.as_tensor(sv.inverse_permutation(p))][:, torch.as_tensor(sv.inverse_permutation(p))]
-    assert torch.equal(sp.mask(name)[:, :, 0, 0], expected)
+    expected = sv.block_mask(st.cout, st.cin, 4)[sv.inverse_permutation(p)][:, sv.inverse_permutation(p)]
+    np.testing.assert_array_equal(sp.mask(name)[:, :, 0, 0].numpy(), expected)
+    np.testing.assert_array_equal(st.mask_array(), expected)
     assert not torch.equal(before, sp.mask(name))
+
+
+def test_include_string_is_one_pattern_not_characters():
+    model = build_model("resnet20")
+    sp = sv.StructuredSparsifier(model, include="layer1*")
+    assert sp.layers and all(n.startswith("layer1.") for n in sp.layers)
+    assert "conv1" not in sp.layers  # iterating "layer1*" by characters matched the stem via "*"
+    sp = sv.StructuredSparsifier(model, exclude="layer3*")
+    assert not any(n.startswith("layer3") for n in sp.layers) and any(n.startswith("layer2") for n in sp.layers)
+    with pytest.raises(TypeError, match="pattern"):
+        sv.StructuredSparsifier(model, include=[1, 2])
+
+
+def test_load_state_dict_rejects_non_permutations_and_bad_groups():
+    model = build_model("resnet20")
+    sp = sv.StructuredSparsifier(model)
+    good = sp.state_dict()
+    name = "layer2.0.conv2"
+
+    def with_entry(**changes):
+        layers = {k: dict(v) for k, v in good["layers"].items()}
+        layers[name].update(changes)
+        return {**good, "layers": layers}
+
+    dup = torch.arange(32)
+    dup[5] = 3
+    with pytest.raises(ValueError, match=r"layer layer2\.0\.conv2: row_perm is not a permutation.*index 3 appears 2 times"):
+        sp.load_state_dict(with_entry(row_perm=dup))
+    with pytest.raises(ValueError, match=r"layer2\.0\.conv2: col_perm .*index 39 is out of range"):
+        sp.load_state_dict(with_entry(col_perm=torch.arange(32) + 8 * (torch.arange(32) == 31)))
+    with pytest.raises(ValueError, match=r"layer2\.0\.conv2: .*power of two.*got 3"):
+        sp.load_state_dict(with_entry(groups=3))
+    with pytest.raises(ValueError, match=r"layer2\.0\.conv2: .*groups=64 does not divide"):
+        sp.load_state_dict(with_entry(groups=64))
+    # nothing was half-loaded by the failed attempts
+    assert sp.groups() == {n: 1 for n in sp.layers}
+    assert np.array_equal(sp.layers[name].row_perm, np.arange(32))
+    with pytest.raises(ValueError, match="not a permutation"):
+        sp.set_permutations({name: (dup.numpy(), np.arange(32))})

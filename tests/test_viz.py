@@ -148,6 +148,19 @@ def test_birkhoff3_tie_highs_vertex_vs_clarabel_barycentre():
     assert labels == ["HiGHS", "Clarabel"]
 
 
+def test_birkhoff3_figure_draws_given_plans_without_solving(monkeypatch):
+    from strucspars_viz import birkhoff as bk
+    from strucspars_viz.viz import DEFAULT_COST, birkhoff3_figure
+
+    panels = [(c, bk.lp_plans(c), head) for c, head in ((DEFAULT_COST, "generic"), (TIE_COST, "tied"))]
+    monkeypatch.setattr(bk, "birkhoff_lp", lambda *a, **k: pytest.fail("the figure must not solve"))
+    fig = birkhoff3_figure(panels)
+    assert [ax.get_title().splitlines()[0] for ax in fig.axes] == ["generic", "tied"]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == list(bk.LP_SOLVERS)
+    with pytest.raises(ValueError, match="at least one"):
+        birkhoff3_figure([])
+
+
 def test_layer_groups_and_costs():
     groups = {"layer1.0.conv1": 2, "layer2.0.conv1": 4, "layer3.0.downsample.0": 1}
     kept = {"layer1.0.conv1": 0.95, "layer2.0.conv1": 0.91, "layer3.0.downsample.0": 1.0}

@@ -1,4 +1,5 @@
-"""Explorer callbacks (pure functions) and the widget wiring (ipywidgets, no browser)."""
+"""Explorer state (strucspars_viz.explore), its figure (viz.explorer.render) and the widget app
+(strucspars_viz.explorer, ipywidgets, no browser)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,7 +10,8 @@ import pytest  # noqa: E402
 
 from strucspars_viz import kept_fractions, objective, random_permutation, shufflenet_permutation  # noqa: E402
 from strucspars_viz import planted_matrix  # noqa: E402
-from strucspars_viz.viz.explorer import explore_state, regroup, render  # noqa: E402
+from strucspars_viz.explore import explore_state, regroup  # noqa: E402
+from strucspars_viz.viz.explorer import render  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,19 @@ def test_regroup_is_cheap_and_consistent(planted):
     p_inv, q_inv = np.argsort(st["row_perm"]), np.argsort(st["col_perm"])
     np.testing.assert_array_equal(st["weight_mask"], st["mask"][p_inv][:, q_inv])
     assert st["mask"].sum() == 32 * 32 / st["groups"]
-    assert st == {**st}  # plain dict
+    # the weight-order mask is what the sparsifier would apply with these P, Q, G
+    from strucspars_viz import StructuredSparsifier
+    from torch import nn
+
+    conv = nn.Conv2d(32, 32, 1)
+    sp = StructuredSparsifier(nn.Sequential(nn.Conv2d(3, 32, 1), conv))
+    sp.set_permutations({"1": (st["row_perm"], st["col_perm"])})
+    sp.set_groups({"1": st["groups"]})
+    np.testing.assert_array_equal(st["weight_mask"], sp.mask("1")[:, :, 0, 0].numpy())
+    # regroup returns a new dict and leaves its input as it was
+    snapshot = {k: v for k, v in st.items()}
+    assert regroup(st, 0.5) is not st and st["keep"] == 0.9
+    assert all(st[k] is snapshot[k] for k in snapshot) and set(st) == set(snapshot)
     assert regroup(st, 0.9)["groups"] == st["groups"]
 
 
@@ -92,13 +106,14 @@ def test_render_figure(planted):
 
 def test_widget_keep_slider_regroups_without_solving(planted, monkeypatch):
     pytest.importorskip("ipywidgets")
-    from strucspars_viz.viz import explorer as ex
+    from strucspars_viz import explore
+    from strucspars_viz import explorer as ex
 
     s, _, _ = planted
     exp = ex.Explorer({"planted": {"32x32": s}})
     first = exp.state
     calls = []
-    monkeypatch.setattr(ex, "learn_permutations", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(explore, "learn_permutations", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
     exp.controls["keep"].value = 0.5
     assert calls == [] and exp.state["keep"] == 0.5 and exp.state["row_perm"] is first["row_perm"]
     exp.controls["decay"].value = 0.7  # learned shuffle: waits for the Solve button
@@ -106,3 +121,71 @@ def test_widget_keep_slider_regroups_without_solving(planted, monkeypatch):
     exp.controls["shuffle"].value = "none"  # cheap shuffles recompute at once
     assert exp.state["shuffle"] == "none"
     np.testing.assert_array_equal(exp.state["row_perm"], np.arange(32))
+
+
+def _sources(planted):
+    s, _, _ = planted
+    return {"planted": {"32x32": s, "16x16": planted_matrix(16, 16, 4, seed=1)[0]},
+            "other": {"layer3.0.conv2": planted_matrix(64, 32, 2, seed=2)[0], "layer3.1.conv1": np.eye(8)}}
+
+
+@pytest.mark.parametrize("shuffle", ["none", "shufflenet", "random"])
+def test_switching_source_with_a_fixed_shuffle_follows_the_new_layers(planted, shuffle):
+    """Issue 11: with shuffle none / shufflenet, switching the source raised KeyError: 'layer3.0.conv2'."""
+    pytest.importorskip("ipywidgets")
+    from strucspars_viz.explorer import Explorer
+
+    exp = Explorer(_sources(planted), shuffle=shuffle)
+    exp.controls["source"].value = "other"
+    assert list(exp.controls["layer"].options) == ["layer3.0.conv2", "layer3.1.conv1"]
+    assert exp.state["S"].shape == (64, 32) and exp.state["name"] == "other / layer3.0.conv2"
+    assert exp.state["shuffle"] == shuffle and "error" not in exp.status.value
+    exp.controls["layer"].value = "layer3.1.conv1"
+    assert exp.state["S"].shape == (8, 8)
+    exp.controls["source"].value = "planted"
+    assert exp.state["S"].shape == (32, 32) and exp.state["name"] == "planted / 32x32"
+
+
+def test_learned_shuffle_source_switch_asks_for_solve(planted):
+    pytest.importorskip("ipywidgets")
+    from strucspars_viz.explorer import Explorer
+
+    exp = Explorer(_sources(planted), shuffle="learned")
+    exp.controls["source"].value = "other"
+    assert "press Solve" in exp.status.value and exp.state["S"].shape == (32, 32)
+    exp.solve()
+    assert exp.state["S"].shape == (64, 32)
+
+
+def test_a_setting_changed_during_a_solve_is_applied_when_it_ends(planted, monkeypatch):
+    """Issue 11: picking a shuffle while Solve ran left the dropdown on the new value, the state on the old."""
+    pytest.importorskip("ipywidgets")
+    from strucspars_viz import explorer as ex
+
+    exp = ex.Explorer(_sources(planted), shuffle="learned")
+    real = ex.explore_state
+    moved = []
+
+    def slow_solve(*args, **kwargs):
+        # a control is disabled while the solve runs ...
+        assert exp.controls["shuffle"].disabled and exp.solve_button.disabled
+        if not moved:  # ... but a change queued before the lock still arrives
+            moved.append(1)
+            exp.controls["shuffle"].value = "none"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ex, "explore_state", slow_solve)
+    exp.solve()
+    assert exp.controls["shuffle"].value == "none"
+    assert exp.state["shuffle"] == "none"  # re-checked at the end of the solve
+    np.testing.assert_array_equal(exp.state["row_perm"], np.arange(32))
+    assert not exp.controls["shuffle"].disabled and not exp.busy
+
+
+def test_shufflenet_hidden_matrix_is_undone_only_by_shufflenet_and_learned():
+    from strucspars_viz.explore import shufflenet_hidden
+
+    s = shufflenet_hidden(32, 32, 4, noise=0.0, seed=0)
+    groups = {sh: explore_state(s, keep=0.99, shuffle=sh, shuffle_groups=4)["groups"]
+              for sh in ("learned", "shufflenet", "random", "none")}
+    assert groups == {"learned": 4, "shufflenet": 4, "random": 1, "none": 1}

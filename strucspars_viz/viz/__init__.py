@@ -1,7 +1,9 @@
 """Figures and animations of structured sparsification (pure functions: data in, Figure / FuncAnimation out).
 
 Nothing here computes the method; it draws what :mod:`strucspars_viz` returns (norm matrices,
-permutation histories, per-epoch logs, solver plans, model costs). Figures are created outside
+permutation histories, per-epoch logs, solver plans, model costs); ``tests/test_viz_purity.py``
+checks that no module here imports a solver, cvxpy, the sparsifier or the model builders. The
+explorer's state lives in :mod:`strucspars_viz.explore`, its widget app in :mod:`strucspars_viz.explorer`. Figures are created outside
 pyplot's registry on an Agg canvas, so calling these functions never leaves figures behind and never
 calls ``plt.show()``. In a notebook, a returned ``Figure`` displays itself as the last expression of a
 cell (after ``%matplotlib inline``); an animation is shown with ``HTML(anim.to_jshtml())``.
@@ -28,7 +30,7 @@ from .birkhoff import (
     plot_birkhoff3,
     project_birkhoff3,
 )
-from .explorer import Explorer, explore_state, explorer_sources, regroup
+from .explorer import render
 from .matrices import (
     block_segments,
     display_matrix,
@@ -41,11 +43,8 @@ from .model import plot_layer_groups, plot_model_costs
 from .style import color_norm, figure_to_array, figure_to_png, new_figure
 
 __all__ = [
-    "Explorer",
-    "explore_state",
     "explorer",
-    "explorer_sources",
-    "regroup",
+    "render",
     "MatrixAnimation",
     "DEFAULT_COST",
     "TIE_COST",

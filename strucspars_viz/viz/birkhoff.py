@@ -15,7 +15,7 @@ vertices tie) the first two principal directions are used.
 from __future__ import annotations
 
 from itertools import permutations
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -180,22 +180,23 @@ def plot_birkhoff3(
     return fig
 
 
-def birkhoff3_figure(cost=None, tie_cost=None) -> Figure:
-    """Two panels from real solves: a generic cost (unique vertex) and a tie (HiGHS vertex vs Clarabel barycentre).
+def birkhoff3_figure(panels: Sequence[tuple]) -> Figure:
+    """One panel per ``(cost, plans, title)``: :func:`plot_birkhoff3` of already solved plans, side by side.
 
-    Each panel solves ``birkhoff_lp(cost, solver="HIGHS")`` and ``solver="CLARABEL"`` and plots both plans.
+    ``plans`` is ``{label: 3x3 plan}`` as returned by :func:`strucspars_viz.birkhoff.lp_plans`
+    (the caller solves; this function only draws), e.g.::
+
+        panels = [(c, lp_plans(c), "generic cost") for c in (DEFAULT_COST, TIE_COST)]
+        birkhoff3_figure(panels)
     """
-    from ..birkhoff import birkhoff_lp
-
-    cost = DEFAULT_COST if cost is None else np.asarray(cost, dtype=float)
-    tie_cost = TIE_COST if tie_cost is None else np.asarray(tie_cost, dtype=float)
-    fig = new_figure((13.0, 4.8))
-    axes = fig.subplots(1, 2)
-    for ax, c, head in ((axes[0], cost, "generic cost: unique optimal vertex"),
-                        (axes[1], tie_cost, "tied cost: optimal face is an edge")):
-        plans = {"HiGHS (simplex)": birkhoff_lp(c, solver="HIGHS").plan,
-                 "Clarabel (interior point)": birkhoff_lp(c, solver="CLARABEL").plan}
-        plot_birkhoff3(c, plans, ax=ax, title=head)
+    panels = list(panels)
+    if not panels:
+        raise ValueError("birkhoff3_figure needs at least one (cost, plans, title) panel")
+    fig = new_figure((6.5 * len(panels), 4.8))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, panel in zip(axes, panels):
+        cost, plans, head = panel
+        plot_birkhoff3(np.asarray(cost, dtype=float), plans, ax=ax, title=head)
     fig.suptitle("The Birkhoff polytope $B_3$: six permutation matrices, a linear objective, its optimum",
                  fontsize=11)
     return fig

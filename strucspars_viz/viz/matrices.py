@@ -17,6 +17,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from ..hierarchy import groups_for, kept_fractions
+from ..norms import as_matrix  # the one tensor / array-like -> float64 matrix converter
 from ..permutation import objective
 from .style import CMAP, GRID_COLOR, color_norm, new_figure
 
@@ -31,21 +32,6 @@ __all__ = [
     "plot_permutation_pair",
     "plot_matrix_grid",
 ]
-
-
-def as_matrix(s) -> np.ndarray:
-    """A float64 ``(Cout, Cin)`` numpy copy of a tensor / array-like."""
-    try:
-        import torch
-
-        if isinstance(s, torch.Tensor):
-            s = s.detach().cpu().double().numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    m = np.array(s, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"expected a (Cout, Cin) matrix, got shape {m.shape}")
-    return m
 
 
 def display_scale(n: int, max_display: int | None) -> float:
