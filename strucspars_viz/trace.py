@@ -46,9 +46,9 @@ class LayerTrace:
         if self.layer not in sparsifier.layers:
             raise ValueError(f"traced layer {self.layer!r} is not a sparsified layer; layers: {list(sparsifier.layers)}")
         st = sparsifier.layers[self.layer]
-        from .norms import norm_matrix
+        from .norms import as_matrix, norm_matrix
 
-        s = norm_matrix(sparsifier.modules[self.layer]).detach().double().cpu().numpy()
+        s = as_matrix(norm_matrix(sparsifier.modules[self.layer]))
         self.norms.append(s.astype(np.float32))
         self.row_perm.append(np.asarray(st.row_perm, dtype=np.int64).copy())
         self.col_perm.append(np.asarray(st.col_perm, dtype=np.int64).copy())

@@ -117,6 +117,13 @@ class TrainConfig:
     train_subset: int | None = _opt(None, "use a class-balanced subset of this many training images", result=True)
     test_subset: int | None = _opt(None, "use a class-balanced subset of this many test images", result=True)
     seed: int = _opt(0, "seed of initialisation, data order and augmentation", result=True)
+    # -- starting point of a finetune-only run (the ablations of SPEC §7 and the pruning baselines)
+    start_from: str | None = _opt(None, "a sparsified.pt-format weights payload: load its model state (modules "
+                                  "resized to its shapes) and, in strucspars mode, its sparsifier state (masks "
+                                  "applied); skip init / sparsify / reach-target and only finetune, then export",
+                                  result=True)
+    bn_l1: float = _opt(0.0, "dense mode: L1 penalty on BatchNorm scales during the sparsification-phase "
+                        "epochs (Network Slimming's training phase)", result=True)
     # -- runtime
     deterministic: bool = _opt(False, "torch.use_deterministic_algorithms(True): resumed runs equal "
                                "uninterrupted ones bit for bit", result=True)
@@ -281,7 +288,9 @@ def _validate(cfg: TrainConfig) -> None:
         value = getattr(cfg, key)
         if value is not None and value < 1:
             raise ValueError(f"{key} must be >= 1 (or left unset), got {value}")
-    for key in ("lr", "finetune_lr", "lam0", "dlam", "weight_decay", "sparsify_weight_decay"):
+    if cfg.bn_l1 and cfg.mode != "dense":
+        raise ValueError(f"bn_l1 is the Network Slimming penalty of dense mode; mode is {cfg.mode!r}")
+    for key in ("lr", "finetune_lr", "lam0", "dlam", "weight_decay", "sparsify_weight_decay", "bn_l1"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"{key} must be >= 0, got {getattr(cfg, key)}")
 

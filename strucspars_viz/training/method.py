@@ -155,7 +155,20 @@ class Dense:
         pass
 
     def sparsify_hooks(self):
-        return None, None
+        """No regulariser, except Network Slimming's L1 on BN scales when ``bn_l1 > 0``:
+        ``grad(gamma) += bn_l1 * sign(gamma)`` after every backward."""
+        strength = float(self.t.cfg.bn_l1)
+        if not strength:
+            return None, None
+        bns = [m for m in self.t.model.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.weight is not None]
+
+        @torch.no_grad()
+        def after_backward(step: int) -> None:
+            for bn in bns:
+                if bn.weight.grad is not None:
+                    bn.weight.grad.add_(torch.sign(bn.weight), alpha=strength)
+
+        return after_backward, None
 
     def end_sparsify_epoch(self) -> None:
         pass

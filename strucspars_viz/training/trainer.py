@@ -115,7 +115,15 @@ class Trainer:
                                    download=cfg.download, num_workers=cfg.num_workers)
         self.loaders = make_loaders(self.data, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed,
                                     num_workers=cfg.num_workers, rank=ctx.rank, world=ctx.world, pin_memory=cuda)
-        self.model = build_model(cfg.model, num_classes=self.data.num_classes).to(ctx.device)
+        self.model = build_model(cfg.model, num_classes=self.data.num_classes)
+        self.start = None
+        if cfg.start_from:  # before the sparsifier: it must see the payload's (e.g. pruned) shapes
+            from ..ablation.shapes import fit_to_state_dict
+            from .artifacts import read_weights
+
+            self.start = read_weights(cfg.start_from)
+            fit_to_state_dict(self.model, self.start.state_dict)
+        self.model = self.model.to(ctx.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.sparsifier = StructuredSparsifier(self.model, decay=cfg.decay, keep=cfg.keep)
@@ -138,8 +146,11 @@ class Trainer:
             resume = ctx.broadcast(bool(self.cfg.resume and self.rundir.checkpoint.exists()) if ctx.is_main else None)
             if resume:
                 self._load_checkpoint()
-            elif ctx.is_main:
-                write_json(self.rundir.config, self.cfg.to_dict())
+            else:
+                if ctx.is_main:
+                    write_json(self.rundir.config, self.cfg.to_dict())
+                if self.start is not None:
+                    self._start_from_payload()
             try:
                 while self.phase != "done":
                     nxt = getattr(self, f"_phase_{self.phase}")()
@@ -196,6 +207,27 @@ class Trainer:
             torch_save_atomic(self._weights_payload(self.model), self.rundir.sparsified)
         self._save_checkpoint(phase="finetune")  # a resume starts finetuning, not the mask step, again
         return "finetune"
+
+    def _start_from_payload(self) -> None:
+        """``--start-from``: the payload's weights (and sparsifier state, masks applied) replace
+        init / sparsify / to_finetune; the run continues at the first finetuning epoch."""
+        w = self.start
+        self.model.load_state_dict(w.state_dict)
+        if self.method.sparsifies:
+            if w.sparsifier is None:
+                raise CheckpointError(f"{w.source}: no sparsifier state, but mode is strucspars "
+                                      "(a start payload for strucspars mode must hold P, Q, G)")
+            self.sparsifier.load_state_dict(w.sparsifier)
+            if not self.sparsifier.masked:
+                self.sparsifier.apply_masks()
+        self.extra["start_from"] = str(w.source)
+        self.extra["masked_eval"] = self._evaluate()
+        self.phase, self.phase_epoch = "finetune", 0
+        self.optimizer, self.scheduler = make_optimizer(self.model, self.cfg, "finetune")
+        self._record_trace("masked", 0.0)
+        if self.ctx.is_main:
+            torch_save_atomic(self._weights_payload(self.model), self.rundir.sparsified)
+        self._save_checkpoint(phase="finetune")
 
     def _phase_finetune(self) -> str:
         if self.phase_epoch >= self.cfg.finetune_epochs:

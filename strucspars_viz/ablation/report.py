@@ -1,0 +1,145 @@
+"""The output contract of a sweep: ``OUT/ablation.csv``, ``OUT/ablation.md``, ``OUT/ablation.png``.
+
+``ablation.csv``: one row per finished (arm, seed) with at least ``arm,seed,top1,top5,params,macs,
+sparsity`` (top-1 / top-5 in %, of the compressed model for the arms; ``sparsity`` is the StrucSpars
+model sparsity for the arms and ``1 - params / params_dense`` for the baselines), plus ``target``,
+``params_ratio``, ``macs_ratio``, ``finetune_epochs``, ``kind`` (arm | baseline).
+
+``ablation.md``: per arm ``n``, mean +- sd, the 95 % t interval, and Welch's p-value against the
+row above (neighbouring arms, in the order of SPEC §7, then the baselines).
+``accuracy_vs_cost.png`` is added when rows of two or more targets are given (``compare``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .arms import ARMS
+from .baselines import BASELINES
+from .stats import spread, welch_p
+
+__all__ = ["COLUMNS", "ORDER", "collect_rows", "write_csv", "read_csv", "summary_table", "markdown_table",
+           "write_report"]
+
+COLUMNS = ("arm", "seed", "top1", "top5", "params", "macs", "sparsity", "target", "params_ratio", "macs_ratio",
+           "finetune_epochs", "kind")
+ORDER = ARMS + BASELINES
+
+
+def _pct(x) -> float:
+    return math.nan if x is None else 100.0 * float(x)
+
+
+def collect_rows(out: str | Path) -> list[dict]:
+    """One row per ``OUT/<arm>/seed<k>/summary.json`` (arm order of :data:`ORDER`, then seed)."""
+    out = Path(out)
+    rows = []
+    for arm in ORDER:
+        for folder in sorted((out / arm).glob("seed*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0):
+            file = folder / "summary.json"
+            if not file.is_file():
+                continue
+            s = json.loads(file.read_text())
+            base = arm in BASELINES
+            ratio = s.get("params_ratio") or s["params"] / s["params_dense"]
+            cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+            rows.append({
+                "arm": arm, "seed": int(folder.name[4:]), "top1": _pct(s.get("top1")), "top5": _pct(s.get("top5")),
+                "params": int(s["params"]), "macs": int(s["macs"]),
+                "sparsity": (1.0 - ratio) if base else float(s.get("sparsity", math.nan)),
+                "target": float(cfg.get("target", math.nan)), "params_ratio": ratio,
+                "macs_ratio": s.get("macs_ratio") or math.nan, "finetune_epochs": s.get("epochs", {}).get("finetune"),
+                "kind": "baseline" if base else "arm",
+            })
+    return rows
+
+
+def write_csv(rows: Sequence[dict], path: str | Path) -> None:
+    from ..training.io import atomic_write_text
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k) for k in COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in ("top1", "top5", "sparsity", "target", "params_ratio", "macs_ratio"):
+            r[k] = float(r[k]) if r.get(k) not in (None, "") else math.nan
+        for k in ("seed", "params", "macs"):
+            r[k] = int(float(r[k]))
+    return rows
+
+
+def summary_table(rows: Sequence[dict], metric: str = "top1") -> list[dict]:
+    """Per arm (table order): n, mean, sd, 95 % CI, mean params / MACs, Welch p vs the row above."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["arm"], []).append(r)
+    table, prev = [], None
+    for arm in [a for a in ORDER if a in by] + sorted(set(by) - set(ORDER)):
+        vals = [r[metric] for r in by[arm]]
+        sp = spread(vals)
+        table.append({"arm": arm, "n": sp.n, "mean": sp.mean, "sd": sp.sd, "ci_low": sp.ci_low, "ci_high": sp.ci_high,
+                      "params": sum(r["params"] for r in by[arm]) / sp.n, "macs": sum(r["macs"] for r in by[arm]) / sp.n,
+                      "values": vals, "p_vs_prev": welch_p(prev, vals) if prev is not None else math.nan,
+                      "prev": table[-1]["arm"] if table else None})
+        prev = vals
+    return table
+
+
+def _f(x: float, fmt: str = "{:.2f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def markdown_table(table: Sequence[dict], title: str = "Ablation (top-1 %, compressed models)") -> str:
+    lines = [f"## {title}", "",
+             "| arm | n | top-1 mean | sd | 95 % CI | params | MACs | Welch p vs row above |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in table:
+        ci = f"[{_f(t['ci_low'])}, {_f(t['ci_high'])}]" if not math.isnan(t["ci_low"]) else "n/a"
+        p = f"{_f(t['p_vs_prev'], '{:.3g}')} ({t['prev']})" if t["prev"] else ""
+        lines.append(f"| {t['arm']} | {t['n']} | {_f(t['mean'])} | {_f(t['sd'])} | {ci} | {t['params']:,.0f} | "
+                     f"{t['macs']:,.0f} | {p} |")
+    lines += ["", "sd: sample standard deviation over seeds; CI: mean +- t(0.975, n-1) sd / sqrt(n); p: Welch's "
+              "t-test (scipy.stats.ttest_ind, equal_var=False) against the row above; n/a where n < 2."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str | Path, compare: Iterable[str | Path] = ()) -> list[dict]:
+    """Write ``ablation.csv`` / ``.md`` / ``.png`` (and ``accuracy_vs_cost.png``); returns the rows."""
+    from ..training.io import atomic_write_text
+    from ..viz.ablation import plot_ablation, plot_accuracy_vs_cost
+
+    out = Path(out)
+    rows = collect_rows(out)
+    if not rows:
+        raise ValueError(f"{out}: no finished job (no <arm>/seed<k>/summary.json) to report")
+    write_csv(rows, out / "ablation.csv")
+    table = summary_table(rows)
+    atomic_write_text(out / "ablation.md", markdown_table(table))
+    fig = plot_ablation({t["arm"]: t["values"] for t in table}, {t["arm"]: (t["ci_low"], t["ci_high"]) for t in table},
+                        baselines=BASELINES)
+    fig.savefig(out / "ablation.png", dpi=120)
+    every = list(rows) + [r for c in compare for r in read_csv(Path(c) / "ablation.csv")]
+    if len({round(r["target"], 4) for r in every if not math.isnan(r["target"])}) >= 2:
+        points: dict[str, list] = {}
+        for (arm, target) in sorted({(r["arm"], r["target"]) for r in every}):
+            sel = [r for r in every if r["arm"] == arm and r["target"] == target]
+            points.setdefault(arm, []).append((sum(r["params"] for r in sel) / len(sel),
+                                               sum(r["macs"] for r in sel) / len(sel),
+                                               sum(r["top1"] for r in sel) / len(sel)))
+        plot_accuracy_vs_cost(points).savefig(out / "accuracy_vs_cost.png", dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return rows

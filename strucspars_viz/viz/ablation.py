@@ -1,0 +1,79 @@
+"""Figures of the ablation tables (issue 10): drawing only, from plain numbers.
+
+* :func:`plot_ablation` -- top-1 per arm: every seed as a dot, the mean as a bar with its 95 % t
+  interval (arms of the StrucSpars ablation and the baselines in two colours);
+* :func:`plot_accuracy_vs_cost` -- the paper's "Accuracy vs. Complexity" plot: mean top-1 against
+  parameters and against MACs, one line per method across targets;
+* :func:`plot_arm_orders` -- one layer's ``S' = S[P][:, Q]`` under several orders (learned,
+  ShuffleNet, random, identity) with the same ``G``'s block grid.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .matrices import plot_norm_matrix
+from .style import new_figure
+
+__all__ = ["plot_ablation", "plot_accuracy_vs_cost", "plot_arm_orders"]
+
+
+def plot_ablation(values: Mapping[str, Sequence[float]], ci: Mapping[str, tuple[float, float]] | None = None, *,
+                  baselines: Sequence[str] = (), title: str | None = None, ylabel: str = "top-1 (%)") -> Figure:
+    """``values``: ``{arm: [top-1 of each seed]}`` in table order; ``ci``: ``{arm: (low, high)}``."""
+    names = list(values)
+    fig = new_figure((1.0 + 0.9 * max(len(names), 1), 3.8))
+    ax = fig.add_subplot()
+    for i, name in enumerate(names):
+        v = np.asarray(values[name], dtype=float)
+        colour = "#999999" if name in baselines else "#3b6ea8"
+        mean = float(v.mean()) if v.size else np.nan
+        ax.bar(i, mean, width=0.6, color=colour, alpha=0.35)
+        ax.scatter(np.full(v.size, i) + np.linspace(-0.12, 0.12, v.size) * (v.size > 1), v, s=14,
+                   color=colour, zorder=3)
+        if ci and name in ci and np.all(np.isfinite(ci[name])):
+            lo, hi = ci[name]
+            ax.errorbar(i, mean, yerr=[[mean - lo], [hi - mean]], color="k", capsize=4, lw=1, zorder=4)
+    allv = np.concatenate([np.asarray(v, dtype=float) for v in values.values()]) if names else np.zeros(1)
+    if allv.size and np.isfinite(allv).any():
+        lo, hi = np.nanmin(allv), np.nanmax(allv)
+        pad = max(0.5, 0.15 * (hi - lo))
+        ax.set_ylim(lo - 3 * pad, hi + pad)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or "ablation: seeds (dots), mean (bar), 95 % CI (whisker)", fontsize=10)
+    return fig
+
+
+def plot_accuracy_vs_cost(points: Mapping[str, Sequence[tuple[float, float, float]]], *,
+                          title: str | None = None) -> Figure:
+    """``points``: ``{method: [(params, macs, mean top-1 %), ...]}`` (one tuple per target)."""
+    fig = new_figure((9.0, 3.8))
+    axes = fig.subplots(1, 2)
+    for name, pts in points.items():
+        arr = np.asarray(sorted(pts), dtype=float).reshape(-1, 3)
+        for ax, col in zip(axes, (0, 1)):
+            order = np.argsort(arr[:, col])
+            ax.plot(arr[order, col], arr[order, 2], marker="o", ms=4, lw=1, label=name)
+    axes[0].set_xlabel("parameters")
+    axes[1].set_xlabel("MACs (conv + linear)")
+    for ax in axes:
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title or "accuracy vs. complexity", fontsize=11)
+    return fig
+
+
+def plot_arm_orders(s, orders: Mapping[str, tuple[Sequence[int], Sequence[int]]], groups: int, *,
+                    decay: float = 0.5, suptitle: str | None = None) -> Figure:
+    """``S' = S[P][:, Q]`` for each ``{label: (P, Q)}``, all with the block grid of ``groups``."""
+    fig = new_figure((3.6 * max(len(orders), 1), 3.9))
+    axes = np.atleast_1d(fig.subplots(1, max(len(orders), 1)))
+    for ax, (label, (p, q)) in zip(axes, orders.items()):
+        plot_norm_matrix(s, p, q, groups=groups, decay=decay, title=label, ax=ax, colorbar=False)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    return fig

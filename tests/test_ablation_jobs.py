@@ -1,0 +1,70 @@
+"""Ablation sweep jobs: resumable after an interruption, submitit's local executor path (issue 10)."""
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from strucspars_viz.ablation.jobs import plan_jobs, read_job_log, run_job
+from strucspars_viz.ablation.launch import launch
+from strucspars_viz.ablation.report import read_csv, write_report
+from strucspars_viz.training.artifacts import read_weights
+
+from test_ablation import make_sparsified
+
+pytestmark = pytest.mark.slow
+
+
+def test_interrupted_sweep_resumes(tmp_path):
+    run = make_sparsified(tmp_path / "run")
+    out = tmp_path / "out"
+    jobs = plan_jobs(run, out, ["finetune", "noshuffle"], [0, 1], finetune_epochs=2, threads=1)
+    assert [j.name for j in jobs] == ["finetune/seed0", "finetune/seed1", "noshuffle/seed0", "noshuffle/seed1"]
+    run_job(jobs[0])  # finished
+    assert run_job(replace(jobs[1], stop_after_epochs=1)) is None  # killed after one epoch
+    done0 = (jobs[0].dir / "summary.json").stat().st_mtime_ns
+    assert not (jobs[1].dir / "summary.json").exists() and (jobs[1].dir / "checkpoint.pt").exists()
+    launch(jobs)  # the rerun
+    events = [(e["job"], e["event"]) for e in read_job_log(out)]
+    assert events[-7:] == [("finetune/seed0", "skip"), ("finetune/seed1", "resume"), ("finetune/seed1", "done"),
+                           ("noshuffle/seed0", "start"), ("noshuffle/seed0", "done"),
+                           ("noshuffle/seed1", "start"), ("noshuffle/seed1", "done")]
+    assert (jobs[0].dir / "summary.json").stat().st_mtime_ns == done0
+    metrics = [json.loads(line) for line in (jobs[1].dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]  # resumed, not restarted
+    # the run folder's final checkpoint holds the sparsifier state really used (the arm's P, Q)
+    final = read_weights(jobs[2].dir / "final.pt")
+    perms = final.sparsifier["layers"]["layer1.0.conv1"]["row_perm"]
+    assert torch.equal(perms, torch.arange(perms.numel()))
+    start = read_weights(jobs[0].dir / "sparsified.pt")  # FINETUNE starts from the run's weights
+    src = read_weights(run / "sparsified.pt")
+    assert all(torch.equal(start.state_dict[k], v) for k, v in src.state_dict.items())
+    rows = write_report(out)
+    assert len(read_csv(out / "ablation.csv")) == len(rows) == 4
+
+
+def test_submitit_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    run = make_sparsified(tmp_path / "run")
+    out = tmp_path / "out"
+    jobs = plan_jobs(run, out, ["shufflenet"], [0], finetune_epochs=1, threads=1)
+    summaries = launch(jobs, launcher="submitit-local")
+    assert summaries[0]["top1"] == json.loads((jobs[0].dir / "summary.json").read_text())["top1"]
+    assert (out / "submitit").is_dir()
+
+
+@pytest.mark.parametrize("method", ["taylor", "slimming"])
+def test_taylor_and_slimming_within_two_percent(method):
+    from strucspars_viz.ablation.baselines import prune_to_params
+    from strucspars_viz.models import build_model
+
+    model = build_model("resnet20")
+    gen = torch.Generator().manual_seed(0)
+
+    def grad_fn(m):
+        torch.nn.functional.cross_entropy(m(torch.randn(8, 3, 32, 32, generator=gen)),
+                                          torch.randint(0, 10, (8,), generator=gen)).backward()
+
+    target = 90_000
+    pruned, info = prune_to_params(model, torch.zeros(1, 3, 32, 32), method, target, grad_fn=grad_fn)
+    assert abs(sum(p.numel() for p in pruned.parameters()) / target - 1) <= 0.02
