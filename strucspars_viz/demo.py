@@ -134,7 +134,7 @@ def run_demo(
     )
     from .data import build_datasets, make_loaders
     from .models import build_model
-    from .report import Section, figure_html, gif_html, kv_html, table_html, write_report
+    from .report import Section, figure_html, gif_html, kv_html, notation_section, table_html, write_report
     from .viz import (
         animate_permutation,
         animate_training,
@@ -256,9 +256,14 @@ def run_demo(
                                   ["round", "J"], caption="objective per round"))
     layer_parts.append(table_html(
         [{"epoch": lg["epoch"], "lambda": lg["lam"], "loss": lg["loss"], "train acc": lg["train_acc"],
-          "model sparsity": lg["sparsity"], f"G ({layer})": lg["layer_groups"], "seconds": lg["seconds"]}
+          "model sparsity": lg["sparsity"], f"G ({layer})": lg["layer_groups"], "epoch time (s)": lg["seconds"]}
          for lg in logs],
-        caption="training log"))
+        caption="training log, one row per epoch; epoch time = wall-clock seconds of the epoch's training "
+                "plus its P/Q rounds and regrouping",
+        column_help={"lambda": "strength of the structured L1 penalty used in this epoch",
+                     "model sparsity": "fraction of the sparsified convs' parameters that the current G remove",
+                     f"G ({layer})": "this layer's group count after the epoch (largest G with f(G) >= keep)",
+                     "epoch time (s)": "wall-clock seconds of this epoch: training + P/Q rounds + regrouping"}))
     stages.update()
 
     # ------------------------------------------------------------------ 4. groups, mask, compress, count
@@ -318,6 +323,7 @@ def run_demo(
         "Each layer takes the largest G with f(G) >= keep; weights outside the kept blocks are masked, and the "
         "masked model is materialised with real grouped convolutions plus the learned channel gathers. "
         "The compressed model reproduces the masked dense model's outputs.")))
+    sections.insert(0, notation_section())
     result.seconds = time.perf_counter() - t_start
     subtitle = (f"{'quick mode, ' if quick else ''}{epochs} epoch(s), {info['n_train']} training images, "
                 f"keep = {keep:g}; ran in {result.seconds:.0f} s")

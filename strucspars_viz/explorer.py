@@ -43,8 +43,8 @@ class Explorer:
             raise ValueError("Explorer needs at least one source, each with at least one matrix")
         self.scale, self.dpi = scale, dpi
         first = next(iter(self.sources))
-        layout = w.Layout(width="300px")
-        style = {"description_width": "95px"}
+        layout = w.Layout(width="330px")
+        style = {"description_width": "115px"}  # fits "ShuffleNet g" at JupyterLab's 13 px font
         self.controls = {
             "source": w.Dropdown(options=list(self.sources), value=first, description="source", layout=layout,
                                  style=style),

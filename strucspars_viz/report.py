@@ -16,7 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["Section", "figure_html", "gif_html", "image_html", "table_html", "render_report", "write_report"]
+__all__ = ["Section", "figure_html", "gif_html", "image_html", "table_html", "render_report", "write_report",
+           "notation_section", "PAPER_URL"]
+
+#: the method's paper (Zhang, Zhao, Xiao, Cheng, Yang, UAI 2021, PMLR 161:440-450)
+PAPER_URL = "https://arxiv.org/abs/2002.08127"
 
 
 @dataclass
@@ -93,12 +97,23 @@ def _cell(v) -> str:
 
 
 def table_html(rows: Iterable[Mapping], columns: Sequence[str] | None = None, *, caption: str = "",
-               element_id: str | None = None) -> str:
-    """An HTML table from a list of dicts (columns: the given order, else the first row's keys)."""
+               element_id: str | None = None, column_help: Mapping[str, str] | None = None) -> str:
+    """An HTML table from a list of dicts (columns: the given order, else the first row's keys).
+
+    ``column_help`` gives a column's explanation, shown as the header's tooltip (``title``) and marked ``?``.
+    """
     rows = list(rows)
     if columns is None:
         columns = list(rows[0]) if rows else []
-    head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in columns)
+    helps = dict(column_help or {})
+
+    def th(c) -> str:
+        if str(c) in helps:
+            return (f'<th title="{_html.escape(helps[str(c)])}">{_html.escape(str(c))}'
+                    '<sup style="color:#00789a">?</sup></th>')
+        return f"<th>{_html.escape(str(c))}</th>"
+
+    head = "".join(th(c) for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
     attrs = f' id="{_html.escape(element_id)}"' if element_id else ""
     cap = f"<caption>{_html.escape(caption)}</caption>" if caption else ""
@@ -109,6 +124,36 @@ def kv_html(items: Mapping[str, object]) -> str:
     """Key figures as a row of tiles."""
     return '<div class="kv">' + "".join(
         f"<div>{_html.escape(str(k))}<b>{_cell(v)}</b></div>" for k, v in items.items()) + "</div>"
+
+
+_NOTATION = [
+    ("W, S", "a conv layer's weight W has shape (C_out, C_in, k_h, k_w); its weight-norm matrix is "
+             "S[i, j] = sum |W[i, j, :, :]| (L1 over the kernel), shape (C_out, C_in)."),
+    ("P, Q", "permutations (index arrays) of the output and input channels; S' = S[P][:, Q] is S in that order "
+             "(the learned channel shuffle)."),
+    ("G, U_G", "G = 2^m groups; U_G is the 0/1 mask of the G diagonal blocks (C_out/G x C_in/G each). A grouped "
+               "conv with G groups keeps exactly the weights inside those blocks."),
+    ("f(G), keep", "f(G) = <S', U_G> / sum S', the fraction of the norm mass the G blocks keep; a layer gets the "
+                   "largest G with f(G) >= keep (the paper's p)."),
+    ("R, J, decay", "R is the hierarchical penalty: 1 on the coarsest off-diagonal blocks, multiplied by decay at "
+                    "each finer level, 0 on the finest diagonal blocks; J = <S', R> is what the P/Q search "
+                    "minimises, one exact assignment problem (an LP on the Birkhoff polytope) per half-step."),
+    ("lambda", "strength of the structured L1 penalty sum R_g |W| added during training (lam * sign(W) * R_g "
+               "added to the gradients, R_g un-permuted into the weight's own order)."),
+    ("model sparsity", "fraction of the sparsified convs' parameters removed: 1 - sum_l n_l / G_l / sum_l n_l."),
+    ("MACs", "multiply-accumulates (what the paper calls FLOPs)."),
+]
+
+
+def notation_section(anchor: str = "notation") -> Section:
+    """A report section defining the symbols every other section uses, with the paper's link."""
+    rows = "".join(f"<tr><td><b>{_html.escape(k)}</b></td><td style=\"text-align:left\">{_html.escape(v)}</td></tr>"
+                   for k, v in _NOTATION)
+    paper = (f'<p>Method: <a href="{PAPER_URL}">Zhang, Zhao, Xiao, Cheng, Yang, "Structured Sparsification with '
+             'Joint Optimization of Group Convolution and Channel Shuffle", UAI 2021, PMLR 161:440-450 '
+             f'(arXiv 2002.08127)</a>. The notebooks in <code>notebooks/</code> derive each quantity step by step.</p>')
+    return Section("Notation and the paper", [paper, f'<table id="table-notation"><tbody>{rows}</tbody></table>'],
+                   anchor=anchor)
 
 
 def render_report(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:

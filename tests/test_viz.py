@@ -173,3 +173,45 @@ def test_layer_groups_and_costs():
     assert [ax.get_title() for ax in fig.axes] == ["parameters (M)", "MACs (M)"]
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("2.00x fewer" in t for t in texts)
+
+
+def test_outlines_only_on_permuted_matrices(planted):
+    """Blocks are outlined on S[P][:, Q], never on S in its own order (they would suggest absent blocks)."""
+    from strucspars_viz.viz.matrices import draw_matrix
+    from strucspars_viz.viz.style import new_figure
+
+    s, p, q, _ = planted
+    fig = plot_permutation_pair(s, p, q, keep=0.9)
+    assert not [c for c in fig.axes[0].collections if c.get_gid() == "block-grid"]
+    assert len(_grid(fig.axes[1])) == 4 * groups_for(s[p][:, q], 0.9)
+    ax = new_figure().add_subplot()
+    _, grid = draw_matrix(ax, s, groups=4)
+    assert grid is None and not ax.collections
+    _, grid = draw_matrix(ax, s[p][:, q], groups=4, outline=True)
+    np.testing.assert_array_equal(grid.get_segments(), block_segments(32, 32, 4))
+
+
+def test_layer_groups_chart_goes_horizontal_for_deep_models():
+    names = [f"layer{i // 10 + 1}.{i % 10}.conv1" for i in range(52)]
+    groups = {n: 2 ** (i % 4) for i, n in enumerate(names)}
+    fig = plot_layer_groups(groups, {n: 0.95 for n in names}, {n: 16 for n in names}, keep=0.9)
+    w, h = fig.get_size_inches()
+    assert w * fig.dpi <= 993  # legible at a notebook's display width, not shrunk from 2083 px
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "l1.0.c1" and len(labels) == 52
+    bars = [r for r in fig.axes[0].patches if r.get_facecolor()[3] > 0]
+    assert [round(r.get_width()) for r in bars] == [groups[n] for n in names]
+    with pytest.raises(ValueError, match="orientation"):
+        plot_layer_groups(groups, orientation="diagonal")
+
+
+def test_matrix_grid_has_axes_and_colour_bars():
+    from strucspars_viz.viz import plot_matrix_grid
+
+    m = np.arange(12.0).reshape(3, 4)
+    fig = plot_matrix_grid({"A": m, "B": m.T}, axis_labels={"A": ("slot a", "row i")})
+    assert len(fig.axes) == 4  # two panels, two colour bars
+    assert fig.axes[0].get_xlabel() == "row i" and fig.axes[0].get_ylabel() == "slot a"
+    assert fig.axes[1].get_xlabel() == "column"
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1", "2", "3"]
+    assert len(plot_matrix_grid({"A": m}, colorbar=False).axes) == 1

@@ -146,3 +146,35 @@ def test_256_matrix_animates_fast_and_small(tmp_path):
           f"GIF {t_gif:.1f} s, {size_gif / 1e6:.2f} MB")
     assert len(html) < 3e6 and size_gif < 2e6
     assert t_html < 60 and t_gif < 60  # generous: the CI machine is shared; typical 3-8 s
+
+
+def test_training_animation_uses_the_runs_epoch_numbering():
+    """With a trace's epochs/phases the x axis and title follow metrics.jsonl's numbering (init = 0,
+    masked sharing the last sparsification epoch), not 1..E."""
+    rng = np.random.default_rng(1)
+    mats = [rng.uniform(0.5, 1.0, (8, 8)) for _ in range(6)]
+    epochs, phases = [0, 1, 2, 2, 3, 4], ["init", "sparsify", "sparsify", "masked", "finetune", "finetune"]
+    lam = [0.0, 0.0, 1e-3, 0.0, 0.0, 0.0]
+    anim = animate_training(mats, lam, [0.0] * 6, [1, 1, 2, 2, 2, 2], epochs=epochs, phases=phases,
+                            max_display=8, max_frames=12, frames_between=1)
+    ax_l = anim._fig.axes[1]
+    np.testing.assert_array_equal(ax_l.lines[0].get_xdata(), epochs)
+    anim.update(anim.frame_count - 1)
+    assert "epoch 4/4 (finetune)" in anim._fig.axes[0].get_title()
+    # lambda's peak sits at the epoch where it was used (2), not at entry number 3
+    assert ax_l.lines[0].get_xdata()[int(np.argmax(ax_l.lines[0].get_ydata()))] == 2
+    with pytest.raises(ValueError, match="epochs"):
+        animate_training(mats, lam, [0.0] * 6, [1] * 6, epochs=[0, 1])
+
+
+def test_animation_text_is_legible():
+    """No text under 9 pt (12 px at the default dpi 96) in either animation."""
+    from matplotlib.text import Text
+
+    rng = np.random.default_rng(2)
+    mats = [rng.uniform(size=(8, 8)) for _ in range(3)]
+    anim = animate_training(mats, [0.0, 1e-3, 0.0], [0.0, 0.1, 0.2], [1, 2, 2], max_display=8)
+    assert anim._fig.dpi == 96
+    sizes = [t.get_fontsize() for t in anim._fig.findobj(Text) if t.get_text()]
+    sizes += [lab.get_fontsize() for ax in anim._fig.axes for lab in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert min(sizes) >= 9

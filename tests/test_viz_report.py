@@ -31,3 +31,21 @@ def test_report_embeds_everything(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert 'id="tbl"' in html and html.count("<tr>") == 3
     assert render_report("t", []).count("<section") == 0
+
+
+def test_notation_section_defines_symbols_and_links_the_paper(tmp_path):
+    from strucspars_viz.report import PAPER_URL, notation_section, render_report
+
+    html = render_report("t", [notation_section()])
+    assert f'href="{PAPER_URL}"' in html and "2002.08127" in PAPER_URL
+    for symbol in ("P, Q", "G, U_G", "f(G), keep", "R, J, decay", "lambda", "MACs"):
+        assert f"<b>{symbol}</b>" in html
+    assert 'href="#notation"' in html
+
+
+def test_table_column_help_becomes_header_tooltip():
+    from strucspars_viz.report import table_html
+
+    html = table_html([{"epoch": 1, "epoch time (s)": 2.5}], column_help={"epoch time (s)": "wall-clock seconds"})
+    assert '<th title="wall-clock seconds">epoch time (s)' in html
+    assert "<th>epoch</th>" in html

@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from ..hierarchy import groups_for, kept_fractions
 from ..permutation import HistoryStep, objective
 from .matrices import as_matrix, block_segments, display_matrix, draw_matrix
-from .style import ACCENT, GRID_COLOR, PALETTE, new_figure
+from .style import ACCENT, ANIM_FIGSIZE, GRID_COLOR, PALETTE, legible_text, new_figure
 
 __all__ = [
     "MatrixAnimation",
@@ -187,7 +187,7 @@ def animate_permutation(
     max_frames: int = 60,
     max_display: int = 128,
     interval: int = 90,
-    dpi: float = 72,
+    dpi: float = 96,
     title: str | None = None,
 ) -> FuncAnimation:
     """Replay a :func:`~strucspars_viz.learn_permutations` history: rows and columns slide into blocks.
@@ -215,13 +215,13 @@ def animate_permutation(
     row_slots = [np.argsort(st.row_perm).astype(np.float64) for st in states]
     col_slots = [np.argsort(st.col_perm).astype(np.float64) for st in states]
 
-    fig = new_figure((9.0, 4.2), dpi=dpi, layout=None, animation=True)
+    fig = new_figure(ANIM_FIGSIZE, dpi=dpi, layout=None, animation=True)
     gs = fig.add_gridspec(1, 2, width_ratios=[1.05, 1.0], left=0.07, right=0.97, bottom=0.12, top=0.80, wspace=0.28)
     ax_m = fig.add_subplot(gs[0])
     ax_j = fig.add_subplot(gs[1])
     vmax = float(m.max()) if m.size else 1.0
     im, grid_from = draw_matrix(ax_m, m, row_pos=row_slots[0], col_pos=col_slots[0], groups=states[0].groups,
-                                scale=scale, vmax=vmax, max_display=max_display)
+                                scale=scale, vmax=vmax, max_display=max_display, outline=True)
     grid_to = LineCollection(np.zeros((0, 2, 2)), colors=GRID_COLOR, linewidths=1.4, gid="block-grid-next")
     ax_m.add_collection(grid_to)
 
@@ -271,6 +271,7 @@ def animate_permutation(
         return im, grid_from, grid_to, current, info
 
     update(0)
+    legible_text(fig)
     anim = MatrixAnimation(fig, update, frames=len(schedule), interval=interval, blit=False, repeat=True)
     anim._draw_was_started = True  # inspecting frames without rendering is fine: no deletion warning
     anim.update = update
@@ -309,7 +310,9 @@ def animate_training(
     max_frames: int = 60,
     max_display: int = 128,
     interval: int = 120,
-    dpi: float = 72,
+    dpi: float = 96,
+    epochs: Sequence[int] | None = None,
+    phases: Sequence[str] | None = None,
 ) -> FuncAnimation:
     """One layer's ``S`` epoch by epoch while the structured regulariser drives it block-diagonal.
 
@@ -321,6 +324,10 @@ def animate_training(
     lam, sparsity, groups : per epoch: the regularisation strength, the model sparsity and this
         layer's group count ``G`` (its ``U_G`` is outlined).
     keep : if given, the title also reports ``f(G)`` and the ``keep`` used.
+    epochs, phases : per entry, the epoch number and phase of the trace (``LayerTrace.epoch`` /
+        ``.phase``); the x axis and the titles then use the run's own epoch numbering, the one of
+        ``metrics.jsonl`` and :func:`plot_training_curves` (``init`` is epoch 0; ``masked`` shares the
+        last sparsification epoch). Default: entries numbered 1..E.
     normalize : scale each epoch's ``S`` by its maximum (shows structure while norms shrink).
     scale : colour scale, ``"log"`` by default (off-block norms decay by orders of magnitude).
 
@@ -334,6 +341,10 @@ def animate_training(
     if not (len(lam) == len(sparsity) == len(groups) == n_ep):
         raise ValueError(f"per-epoch series must all have {n_ep} entries: lam {len(lam)}, "
                          f"sparsity {len(sparsity)}, groups {len(groups)}")
+    if epochs is not None and len(epochs) != n_ep:
+        raise ValueError(f"epochs must have one entry per matrix ({n_ep}), got {len(epochs)}")
+    if phases is not None and len(phases) != n_ep:
+        raise ValueError(f"phases must have one entry per matrix ({n_ep}), got {len(phases)}")
     if normalize:
         mats = [x / x.max() if x.max() > 0 else x for x in mats]
     cout, cin = mats[0].shape
@@ -355,7 +366,7 @@ def animate_training(
     schedule = schedule[:max_frames - 1] + [(int(show[-1]), 0.0)] if len(schedule) > max_frames else schedule
     nxt = {int(e): int(show[i + 1]) for i, e in enumerate(show[:-1])}
 
-    fig = new_figure((9.0, 4.2), dpi=dpi, layout=None, animation=True)
+    fig = new_figure(ANIM_FIGSIZE, dpi=dpi, layout=None, animation=True)
     gs = fig.add_gridspec(3, 2, width_ratios=[1.05, 1.0], left=0.07, right=0.97, bottom=0.12, top=0.80,
                           wspace=0.3, hspace=0.35)
     ax_m = fig.add_subplot(gs[:, 0])
@@ -364,17 +375,17 @@ def animate_training(
     ax_g = fig.add_subplot(gs[2, 1], sharex=ax_l)
     vmax = 1.0 if normalize else max(float(x.max()) for x in mats)
     im, grid = draw_matrix(ax_m, mats[0], row_pos=rslots[0], col_pos=cslots[0], groups=int(groups[0]),
-                           scale=scale, vmax=vmax, max_display=max_display, ticks=True)
-    epochs = np.arange(1, n_ep + 1)
+                           scale=scale, vmax=vmax, max_display=max_display, ticks=True, outline=True)
+    xs = np.arange(1, n_ep + 1, dtype=float) if epochs is None else np.asarray(epochs, dtype=float)
     series = [(ax_l, np.asarray(lam, float), "$\\lambda$", PALETTE[2]),
               (ax_s, np.asarray(sparsity, float), "sparsity", PALETTE[1]),
               (ax_g, np.asarray(groups, float), "G (layer)", PALETTE[0])]
     markers = []
     for ax, ys, label, color in series:
-        ax.plot(epochs, ys, "-o", color=color, ms=3, lw=1.5)
+        ax.plot(xs, ys, "-o", color=color, ms=3, lw=1.5)
         ax.set_ylabel(label)
         ax.grid(True, axis="y", color="#eeeeee")
-        markers.append(ax.axvline(1, color=ACCENT, lw=1.5, alpha=0.8))
+        markers.append(ax.axvline(xs[0], color=ACCENT, lw=1.5, alpha=0.8))
     lam_max = float(np.max(lam)) if len(lam) else 0.0
     ax_l.set_ylim(0, lam_max * 1.3 if lam_max > 0 else 1.0)
     ax_l.yaxis.set_major_locator(MaxNLocator(3))
@@ -408,8 +419,12 @@ def animate_training(
         g = int(groups[shown])
         grid.set_segments(block_segments(cout, cin, g))
         for mk in markers:
-            mk.set_xdata([1 + e + w * (f - e)] * 2)
-        head = f"epoch {shown + 1}/{n_ep}:  G = {g}"
+            mk.set_xdata([xs[e] + w * (xs[f] - xs[e])] * 2)
+        if epochs is None:
+            head = f"epoch {shown + 1}/{n_ep}:  G = {g}"
+        else:
+            phase = f" ({phases[shown]})" if phases is not None else ""
+            head = f"epoch {int(xs[shown])}/{int(xs.max())}{phase}:  G = {g}"
         if keep is not None:
             sp = mats[shown][np.argsort(rslots[shown]).astype(int)][:, np.argsort(cslots[shown]).astype(int)]
             head += f",  f(G) = {kept_fractions(sp)[g]:.3f}  (keep {keep:g})"
@@ -417,6 +432,7 @@ def animate_training(
         return im, grid, *markers
 
     update(0)
+    legible_text(fig)
     anim = MatrixAnimation(fig, update, frames=len(schedule), interval=interval, blit=False, repeat=True)
     anim._draw_was_started = True
     anim.update = update

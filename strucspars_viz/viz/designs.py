@@ -113,7 +113,8 @@ def plot_effective_connectivity(connectivity, effective_s, learned_s=None, *, le
     fig.colorbar(im0, ax=axes[0], shrink=0.75, pad=0.02).outline.set_visible(False)
     draw_matrix(axes[1], s, colorbar=True, max_display=max_display)
     if learned_s is not None:
-        draw_matrix(axes[2], as_matrix(learned_s), groups=int(learned_groups), colorbar=True, max_display=max_display)
+        draw_matrix(axes[2], as_matrix(learned_s), groups=int(learned_groups), colorbar=True,
+                    max_display=max_display, outline=True)
     for ax, t in zip(axes, names):
         ax.set_title(t, fontsize=9)
     if suptitle:

@@ -26,7 +26,7 @@ def render(state: Mapping, *, scale: str = "linear", dpi: float = 80) -> Figure:
     axes = fig.subplots(1, 4, width_ratios=[1, 1, 1, 1.05])
     vmax = float(m.max()) if m.size else 1.0
     draw_matrix(axes[0], m, groups=g, scale=scale, vmax=vmax, max_display=128)
-    axes[0].set_title(f"S (input order)\nf(G) = {kept_fractions(m)[g]:.3f},  J = {state['objective_input']:.4g}")
+    axes[0].set_title(f"S (input order; blocks not outlined)\nf(G) = {kept_fractions(m)[g]:.3f},  J = {state['objective_input']:.4g}")
     im, _ = draw_matrix(axes[1], m, row_pos=np.argsort(state["row_perm"]), col_pos=np.argsort(state["col_perm"]),
                         groups=g, scale=scale, vmax=vmax, max_display=128)
     axes[1].set_title(f"S' = S[P][:, Q]  ({state['shuffle']})\nf(G) = {state['kept_fraction']:.3f},  "

@@ -136,11 +136,17 @@ def draw_matrix(
     max_display: int | None = 128,
     colorbar: bool = False,
     ticks: bool = True,
+    outline: bool | None = None,
 ):
     """Draw ``S`` (rows at ``row_pos``, columns at ``col_pos``) on ``ax`` with the blocks of ``U_G``.
 
+    ``outline`` (default: only when ``row_pos`` or ``col_pos`` is given) draws the ``G`` diagonal blocks.
+    Outlines on a matrix in its own, unpermuted order would suggest blocks that the learned order has
+    and this order has not, so they are drawn there only when asked for (``outline=True``: the caller
+    knows ``S`` is already in the order whose blocks it means, e.g. an ``S[P][:, Q]`` passed in).
+
     Returns ``(image, grid)``: the ``AxesImage`` and the block-outline ``LineCollection`` (gid
-    ``"block-grid"``).
+    ``"block-grid"``), or ``None`` for ``grid`` when no outline is drawn.
     """
     m = as_matrix(s)
     cout, cin = m.shape
@@ -152,8 +158,12 @@ def draw_matrix(
     im = ax.imshow(
         data, cmap=cm, norm=norm, extent=(0, cin, cout, 0), interpolation="nearest", aspect="equal"
     )
-    grid = LineCollection(block_segments(cout, cin, groups), colors=GRID_COLOR, linewidths=1.4, gid="block-grid")
-    ax.add_collection(grid)
+    if outline is None:
+        outline = row_pos is not None or col_pos is not None
+    grid = None
+    if outline:
+        grid = LineCollection(block_segments(cout, cin, groups), colors=GRID_COLOR, linewidths=1.4, gid="block-grid")
+        ax.add_collection(grid)
     ax.set_xlim(0, cin)
     ax.set_ylim(cout, 0)
     for side in ax.spines.values():
@@ -182,6 +192,18 @@ def _channel_ticks(ax, cout: int, cin: int) -> None:
 
     ax.set_xticks(nice(cin))
     ax.set_yticks(nice(cout))
+    ax.tick_params(length=2, labelsize=7)
+
+
+def _index_ticks(ax, rows: int, cols: int) -> None:
+    """0-based index ticks at cell centres, at most about 5 per axis."""
+    def centres(n: int) -> list[int]:
+        step = max(1, int(np.ceil(n / 5)))
+        return list(range(0, n, step))
+
+    xs, ys = centres(cols), centres(rows)
+    ax.set_xticks([x + 0.5 for x in xs], [str(x) for x in xs])
+    ax.set_yticks([y + 0.5 for y in ys], [str(y) for y in ys])
     ax.tick_params(length=2, labelsize=7)
 
 
@@ -230,6 +252,7 @@ def plot_norm_matrix(
         row_pos=np.argsort(p) if permuted else None,
         col_pos=np.argsort(q) if permuted else None,
         groups=g, scale=scale, colorbar=colorbar, max_display=max_display, cmap=cmap,
+        outline=True,  # G and f(G) in the title are those of the drawn order
     )
     head = title if title is not None else ("$S' = S[P][:, Q]$" if permuted else "$S$")
     ax.set_title(f"{head}\nG = {g},  f(G) = {f:.3f},  J = {j:.4g}", fontsize=10)
@@ -251,8 +274,9 @@ def plot_permutation_pair(
 ) -> Figure:
     """Side by side: ``S`` in its own order and ``S' = S[P][:, Q]``, each with ``G``, ``f(G)``, ``J``.
 
-    The left panel shows the blocks of the *same* ``G`` as the right one: in the original order
-    they catch little mass, which is the point of learning the shuffle.
+    Both titles report the *same* ``G``: in the original order its blocks catch little mass (``f(G)``
+    on the left), which is the point of learning the shuffle. Only the permuted panel is outlined:
+    outlines on the original order would suggest blocks that are not there.
     """
     m = as_matrix(s)
     cout, cin = m.shape
@@ -287,26 +311,32 @@ def plot_matrix_grid(
     vmin: float | None = 0.0,
     vmax: float | None = None,
     skip_zeros: bool = False,
+    colorbar: bool = True,
+    axis_labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> Figure:
     """Small matrices side by side (``{title: matrix}``), optionally with their values written in.
 
     For the hierarchy (``U_G``, ``R_g``, ``k(a, b)``), LP plans, and the like. ``annotate`` defaults to
     True for matrices up to 16 x 16; infinite entries are written as ``inf``. ``groups`` may give a
     ``G`` per title whose ``U_G`` blocks are outlined; ``skip_zeros`` leaves zero entries unlabelled.
+    Every panel has index axes (0-based row / column, ``axis_labels`` gives ``(ylabel, xlabel)`` per
+    title, default ``("row", "column")``) and, with ``colorbar``, its own colour bar.
     """
     import matplotlib as mpl
 
     items = [(k, as_matrix(v)) for k, v in dict(matrices).items()]
     if not items:
         raise ValueError("plot_matrix_grid: nothing to plot")
-    fig = new_figure((panel_size * len(items) + 0.4, panel_size + 0.5))
+    width = (panel_size + (0.55 if colorbar else 0.0)) * len(items) + 0.4
+    fig = new_figure((width, panel_size + 0.8))
     axes = np.atleast_1d(fig.subplots(1, len(items)))
+    labels = dict(axis_labels or {})
     for ax, (title, m) in zip(axes, items):
         finite = np.where(np.isfinite(m), m, np.nan)
         hi = vmax if vmax is not None else (np.nanmax(finite) if np.isfinite(finite).any() else 1.0)
         cm = mpl.colormaps[cmap].with_extremes(bad="#fde0c5")
-        ax.imshow(finite, cmap=cm, vmin=vmin, vmax=hi if hi > (vmin or 0) else (vmin or 0) + 1,
-                  extent=(0, m.shape[1], m.shape[0], 0), interpolation="nearest")
+        im = ax.imshow(finite, cmap=cm, vmin=vmin, vmax=hi if hi > (vmin or 0) else (vmin or 0) + 1,
+                       extent=(0, m.shape[1], m.shape[0], 0), interpolation="nearest")
         show = annotate if annotate is not None else max(m.shape) <= 16
         if show:
             for (a, b), v in np.ndenumerate(m):
@@ -320,8 +350,14 @@ def plot_matrix_grid(
             ax.add_collection(LineCollection(block_segments(*m.shape, groups[title]), colors=GRID_COLOR,
                                              linewidths=1.6, gid="block-grid"))
         ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _index_ticks(ax, *m.shape)
+        ylabel, xlabel = labels.get(title, ("row", "column"))
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if colorbar:
+            cb = fig.colorbar(im, ax=ax, shrink=0.75, pad=0.03)
+            cb.ax.tick_params(labelsize=7)
+            cb.outline.set_visible(False)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     return fig

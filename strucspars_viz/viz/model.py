@@ -24,15 +24,22 @@ def plot_layer_groups(
     *,
     keep: float | None = None,
     title: str | None = None,
+    orientation: str = "auto",
 ) -> Figure:
     """Bar chart of each layer's group count ``G`` (log2 axis) and, below, its kept fraction ``f(G)``.
 
     ``max_groups`` (optional) draws the admissible maximum ``2^L`` as hollow bars behind; ``keep`` draws
-    the criterion's threshold on the kept-fraction panel.
+    the criterion's threshold on the kept-fraction panel. ``orientation``: ``"vertical"`` (layers along
+    x), ``"horizontal"`` (layers down the y axis, ``G`` and ``f(G)`` side by side: stays legible at a
+    notebook's width for deep models) or ``"auto"`` (horizontal above 24 layers).
     """
     names = list(groups)
     if not names:
         raise ValueError("plot_layer_groups: no layers")
+    if orientation not in ("auto", "vertical", "horizontal"):
+        raise ValueError(f"orientation must be 'auto', 'vertical' or 'horizontal', got {orientation!r}")
+    if orientation == "horizontal" or (orientation == "auto" and len(names) > 24):
+        return _layer_groups_horizontal(names, groups, kept, max_groups, keep=keep, title=title)
     g = np.array([groups[n] for n in names], dtype=float)
     x = np.arange(len(names))
     two = kept is not None
@@ -73,6 +80,54 @@ def plot_layer_groups(
     last.set_xticks(x)
     last.set_xticklabels([short_layer_name(n) for n in names], rotation=60, ha="right", fontsize=7)
     last.set_xlim(-0.6, len(names) - 0.4)
+    return fig
+
+
+def _log2_ticks(top: int) -> list[int]:
+    return [2**k for k in range(int(np.log2(max(top, 2))) + 1)]
+
+
+def _layer_groups_horizontal(names, groups, kept, max_groups, *, keep, title) -> Figure:
+    """Layers top to bottom; left: ``G`` (log2 axis), right: ``f(G)``. 9.6 in wide at any depth."""
+    g = np.array([groups[n] for n in names], dtype=float)
+    y = np.arange(len(names))
+    two = kept is not None
+    fig = new_figure((9.6, 0.2 * len(names) + 1.4))
+    axes = fig.subplots(1, 2, sharey=True, width_ratios=[1.5, 1.0]) if two else [fig.add_subplot()]
+    ax = axes[0]
+    if max_groups is not None:
+        mg = np.array([max_groups[n] for n in names], dtype=float)
+        ax.barh(y, mg, height=0.75, facecolor="none", edgecolor="#c5ccd3", linewidth=1.0, label="max $2^L$")
+    bars = ax.barh(y, g, height=0.75, color=PALETTE[1], label="groups G")
+    ax.set_xscale("log", base=2)
+    top = int(max(g.max(), (max(max_groups.values()) if max_groups else 1), 2))
+    ticks = _log2_ticks(top)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.set_xlim(0.7, top * 3)
+    for rect, val in zip(bars, g):
+        ax.text(val * 1.08, rect.get_y() + rect.get_height() / 2, f"{int(val)}", ha="left", va="center", fontsize=8)
+    ax.set_xlabel("groups G")
+    ax.set_yticks(y)
+    ax.set_yticklabels([short_layer_name(n) for n in names], fontsize=8)
+    ax.set_ylim(len(names) - 0.4, -0.6)  # first layer on top
+    ax.legend(loc="lower right", ncols=2)
+    ax.grid(True, axis="x", color="#eeeeee")
+    ax.set_axisbelow(True)
+    if two:
+        axk = axes[1]
+        f = np.array([kept[n] for n in names], dtype=float)
+        axk.hlines(y, 0, f, color="#c5ccd3", lw=1.0)
+        axk.scatter(f, y, color=PALETTE[0], s=18, zorder=3, label="kept fraction f(G)")
+        if keep is not None:
+            axk.axvline(keep, color=ACCENT, lw=1.2, ls="--", label=f"keep = {keep:g}")
+        lo = min(float(f.min()), keep if keep is not None else 1.0)
+        axk.set_xlim(max(0.0, lo - 0.05), 1.01)
+        axk.set_xlabel("f(G)")
+        axk.legend(loc="lower left", ncols=1)
+        axk.grid(True, axis="x", color="#eeeeee")
+        axk.tick_params(labelleft=False)
+    fig.suptitle(title or "Groups per layer", fontsize=11)
     return fig
 
 

@@ -22,6 +22,9 @@ __all__ = [
     "color_norm",
     "figure_to_png",
     "figure_to_array",
+    "ANIM_FIGSIZE",
+    "MIN_FONT_PT",
+    "legible_text",
 ]
 
 #: sequential map of weight norms: near-white = 0, dark purple/black = large
@@ -32,6 +35,12 @@ GRID_COLOR = "#00a5cf"
 ACCENT = "#e4572e"
 #: qualitative colours (before / after, series)
 PALETTE = ("#2e4057", "#00a5cf", "#e4572e", "#76b041", "#ffc914", "#8d6a9f")
+
+#: animations: inches at dpi 96 (768 x 360 px, shown 1:1 by ``to_jshtml``)
+ANIM_FIGSIZE = (8.0, 3.75)
+#: smallest text in animations, points (12 px at dpi 96): a smaller frame with larger text, since
+#: a frame's pixel count is most of its render time
+MIN_FONT_PT = 9.0
 
 _RC = {
     "font.size": 9,
@@ -79,6 +88,21 @@ def style_axes(ax) -> None:
     ax.title.set_fontsize(10)
     ax.xaxis.label.set_fontsize(9)
     ax.yaxis.label.set_fontsize(9)
+
+
+def legible_text(fig: Figure, minimum: float = MIN_FONT_PT) -> None:
+    """Raise every text of ``fig`` (tick labels, labels, titles, annotations) to at least ``minimum`` points."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < minimum:
+            text.set_fontsize(minimum)
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if tick.label1.get_fontsize() < minimum:
+                    ax.tick_params(axis="x" if axis is ax.xaxis else "y", which="both", labelsize=minimum)
+                    break
 
 
 def color_norm(data: np.ndarray, scale: str = "linear", vmax: float | None = None) -> tuple[np.ndarray, mcolors.Normalize]:

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .model import short_layer_name
-from .style import new_figure, style_axes
+from .style import CMAP, GRID_COLOR, new_figure, style_axes
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import LayerTrace
@@ -87,7 +87,8 @@ def plot_layer_norm_grid(trace: "LayerTrace", *, max_panels: int = 12, log: bool
         s = mats[i][rows[i]][:, cols[i]].astype(float)
         s = s / max(s.max(), 1e-12)
         shown = np.log10(np.maximum(s, 1e-4)) if log else s
-        ax.imshow(shown, cmap="magma", vmin=-4 if log else 0, vmax=0 if log else 1, interpolation="nearest")
+        # the colour direction of every other S plot (style.CMAP: light = small, dark = large)
+        im = ax.imshow(shown, cmap=CMAP, vmin=-4 if log else 0, vmax=0 if log else 1, interpolation="nearest")
         g = int(groups[i])
         cout, cin = s.shape
         for r in range(g):
@@ -96,6 +97,9 @@ def plot_layer_norm_grid(trace: "LayerTrace", *, max_panels: int = 12, log: bool
         ax.set_xticks([]), ax.set_yticks([])
     for ax in axes[len(idx):]:
         ax.axis("off")
+    cb = fig.colorbar(im, ax=list(axes), shrink=0.8, pad=0.02)
+    cb.set_label("$\\log_{10}(S / \\max S)$" if log else "$S / \\max S$", fontsize=9)
+    cb.outline.set_visible(False)
     fig.suptitle(f"{trace.layer}: S in learned order ({'log10, ' if log else ''}scaled to max 1)", fontsize=10)
     return fig
 
@@ -103,4 +107,4 @@ def plot_layer_norm_grid(trace: "LayerTrace", *, max_panels: int = 12, log: bool
 def _rect(x, y, w, h):
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x, y), w, h, fill=False, edgecolor="cyan", lw=0.8)
+    return Rectangle((x, y), w, h, fill=False, edgecolor=GRID_COLOR, lw=0.9)
