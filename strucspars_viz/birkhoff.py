@@ -130,8 +130,12 @@ def birkhoff_lp(cost, solver: str = "HIGHS", *, feasibility_tol: float = 1e-3, *
     """
     import cvxpy as cp
 
+    from .solver_output import silence_highs_banner
+
     c = _check_cost(cost)
     name = _require_solver(solver)
+    if name == cp.HIGHS:
+        silence_highs_banner()  # its once-per-process licence banner would land in notebook output
     n = c.shape[0]
     x = cp.Variable((n, n), nonneg=True)
     problem = cp.Problem(

@@ -127,7 +127,7 @@ class LayerTrace:
         """Keyword arguments of :func:`strucspars_viz.viz.animate_training` (add ``keep`` etc.)."""
         return dict(norm_matrices=list(self.norms), lam=list(self.lam), sparsity=list(self.sparsity),
                     groups=list(self.groups), row_perms=list(self.row_perm), col_perms=list(self.col_perm),
-                    layer=self.layer)
+                    layer=self.layer, epochs=list(self.epoch), phases=list(self.phase))
 
 
 def _legacy_lam_sparsity(epochs: Sequence[int], phases: Sequence[str], records: Sequence[Mapping]):

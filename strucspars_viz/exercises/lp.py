@@ -175,6 +175,9 @@ def lp_dual(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lp_cases(rng: np.random.Generator) -> list[Case]:
+    from ..solver_output import silence_highs_banner
+
+    silence_highs_banner()  # the student's cvxpy + HiGHS solve would print its banner into the notebook
     costs = [(np.array([[3.0]]), "n = 1"), (np.array([[4.0, 1.0], [2.0, 8.0]]), "n = 2")]
     costs += [(rng.uniform(0, 1, (n, n)), f"random {n}x{n}") for n in (3, 5, 7)]
     costs.append((rng.integers(0, 3, (6, 6)).astype(np.float64), "integer 6x6 with ties"))
