@@ -4,6 +4,7 @@ The public API below is a contract used by notebooks, docs and outside checks (S
 """
 from .birkhoff import BirkhoffLPResult, birkhoff_lp, is_permutation_matrix, solve_assignment
 from .counting import ModelCost, count_params_macs
+from .deploy import optimize_for_inference
 from .export import (
     ChannelPermute,
     CompressionReport,
@@ -68,6 +69,7 @@ __all__ = [
     "max_output_difference",
     "model_sparsity",
     "norm_matrix",
+    "optimize_for_inference",
     "objective",
     "penalty_matrix",
     "planted_matrix",
