@@ -114,6 +114,7 @@ def student_version(nb, source_name: str):
         "solutions are removed. Fill in each exercise stub and run the check cell below it; it answers with "
         "a pass or with the first failing case and, for typical mistakes, a hint."
     )
+    note.id = "student-note"  # a fixed id: rebuilding an unchanged notebook gives identical bytes
     out.cells = [note] + cells
     out.metadata.pop("widgets", None)
     out.metadata[STUDENT_MARK] = {"source": source_name}

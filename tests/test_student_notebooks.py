@@ -128,3 +128,17 @@ def test_real_notebooks_solutions_pass():
     outcomes = bsn.check(ROOT / "notebooks", [str(p) for p in with_exercises])
     failed = [f"{o.exercise}: {o.detail}" for o in outcomes if not o.ok]
     assert outcomes and not failed, failed
+
+
+def test_committed_student_copies_are_up_to_date(tmp_path):
+    """notebooks/student/ is committed for students to open; it must be what the builder makes now."""
+    committed = ROOT / "notebooks" / "student"
+    built = bsn.build(ROOT / "notebooks", tmp_path / "student")
+    if not built:
+        pytest.skip("no notebook in notebooks/ has exercise cells yet")
+    names = sorted(p.name for p in built)
+    assert names == sorted(p.name for p in committed.glob("*.ipynb")), "run `make student`"
+    for name in names:
+        fresh = nbformat.read(tmp_path / "student" / name, as_version=4)
+        stored = nbformat.read(committed / name, as_version=4)
+        assert [c.source for c in fresh.cells] == [c.source for c in stored.cells], f"{name}: run `make student`"
