@@ -1,4 +1,5 @@
 """Shared fixtures. Fake on-disk datasets come from :mod:`strucspars_viz.data.fake` (one place)."""
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,56 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
             m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+
+
+# --- headless Chromium (tests/test_browser.py, tests/test_site.py) ------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage")
+
+
+def browser_missing() -> str | None:
+    """Why a browser test cannot run here (``None`` when it can)."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install selenium)"
+    if not Path(CHROMIUM).exists():
+        return f"chromium not found ({CHROMIUM}); apt-get install -y chromium chromium-driver"
+    if not Path(CHROMEDRIVER).exists():
+        return f"chromedriver not found ({CHROMEDRIVER}); apt-get install -y chromium-driver"
+    return None
+
+
+@pytest.fixture(scope="module")
+def headless_chrome(tmp_path_factory):
+    """A factory ``make(*extra_args, window=..., capabilities=...)`` of headless Chromium drivers, each
+    with a fresh profile; all are quit when the module ends. Skips (with the reason) when unavailable."""
+    reason = browser_missing()
+    if reason:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    made = []
+
+    def make(*extra_args: str, window: str = "1600,1200", page_load_timeout: float = 60,
+             capabilities: dict | None = None):
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        profile = tmp_path_factory.mktemp("chrome-profile")
+        for arg in (*CHROME_ARGS, f"--user-data-dir={profile}", f"--window-size={window}", *extra_args):
+            opts.add_argument(arg)
+        for key, value in (capabilities or {}).items():
+            opts.set_capability(key, value)
+        drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        drv.set_page_load_timeout(page_load_timeout)
+        drv.set_script_timeout(30)
+        made.append(drv)
+        return drv
+
+    yield make
+    for drv in made:
+        drv.quit()

@@ -216,3 +216,16 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     assert main(["ablate", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("strucspars-viz ablate: error:") and message in err and "\n" not in err
+
+
+def test_cli_runs_one_arm_on_a_tiny_run(tmp_path, capsys):
+    """`strucspars-viz ablate` end to end on a tiny prepared run: one arm, one seed, one epoch."""
+    from strucspars_viz.cli import main
+
+    run = make_sparsified(tmp_path / "run")
+    out = tmp_path / "sweep"
+    assert main(["ablate", "--run", str(run), "--arms", "noshuffle", "--seeds", "0", "--finetune-epochs", "1",
+                 "--threads", "1", "--out", str(out)]) == 0
+    rows = read_csv(out / "ablation.csv")
+    assert [(r["arm"], int(r["seed"])) for r in rows] == [("noshuffle", 0)]
+    assert (out / "ablation.md").is_file() and (out / "noshuffle" / "seed0" / "summary.json").is_file()

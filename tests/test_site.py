@@ -180,20 +180,6 @@ def test_site_builds_offline(site):
 
 # --- in a browser ---------------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def _browser_missing() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    if not Path(CHROMIUM).exists():
-        return f"chromium not found ({CHROMIUM}); apt-get install -y chromium chromium-driver"
-    if not Path(CHROMEDRIVER).exists():
-        return f"chromedriver not found ({CHROMEDRIVER}); apt-get install -y chromium-driver"
-    return None
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -236,52 +222,36 @@ return Array.from(document.querySelectorAll('div.cell_output img, div.output img
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_pages_show_figures_animation_and_math_offline(served, tmp_path):
-    reason = _browser_missing()
-    if reason:
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def test_pages_show_figures_animation_and_math_offline(served, headless_chrome):
     from selenium.webdriver.common.by import By
 
     url, (out, pages, _) = served
     ARTIFACTS.mkdir(exist_ok=True)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000",
-                # any host but ours fails at once: a page that needs the network shows it
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(30)
+    # any host but ours fails at once: a page that needs the network shows it
+    driver = headless_chrome("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", window="1280,1000",
+                             page_load_timeout=30, capabilities={"goog:loggingPrefs": {"performance": "ALL"}})
     animated = [p for p in pages if "to_jshtml" in p.read_text()][0]
     others = [p for p in pages if p != animated][:1]
     visits = [f"notebooks/{p.stem}.html" for p in [animated, *others]] + ["api/method.html"]
     requests: list[str] = []
-    try:
-        for page in visits:
-            driver.get(f"{url}/{page}")
-            shot = ARTIFACTS / f"site_{Path(page).stem}.png"
-            try:
-                _wait(lambda: driver.execute_script("return document.readyState") == "complete", 20, f"{page} to load")
-                # MathJax (served from _static/mathjax) typesets the formulas
-                n_math = _wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "mjx-container")), 20,
-                               f"MathJax to typeset a formula on {page}")
-                assert n_math >= 1
-                if page.startswith("notebooks/"):
-                    imgs = _wait(lambda: (lambda v: v if v and all(c and w > 0 for c, w, _ in v) else None)(
-                        driver.execute_script(_IMAGES_JS)), 20, f"the figures of {page} to load")
-                    assert len(imgs) >= 1, f"{page}: no figure"
-                if page.startswith(f"notebooks/{animated.stem}"):
-                    _check_player(driver, By, page)
-            finally:
-                driver.save_screenshot(str(shot))
-            requests += [u for u in _request_urls(driver)]
-    finally:
-        driver.quit()
+    for page in visits:
+        driver.get(f"{url}/{page}")
+        shot = ARTIFACTS / f"site_{Path(page).stem}.png"
+        try:
+            _wait(lambda: driver.execute_script("return document.readyState") == "complete", 20, f"{page} to load")
+            # MathJax (served from _static/mathjax) typesets the formulas
+            n_math = _wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "mjx-container")), 20,
+                           f"MathJax to typeset a formula on {page}")
+            assert n_math >= 1
+            if page.startswith("notebooks/"):
+                imgs = _wait(lambda: (lambda v: v if v and all(c and w > 0 for c, w, _ in v) else None)(
+                    driver.execute_script(_IMAGES_JS)), 20, f"the figures of {page} to load")
+                assert len(imgs) >= 1, f"{page}: no figure"
+            if page.startswith(f"notebooks/{animated.stem}"):
+                _check_player(driver, By, page)
+        finally:
+            driver.save_screenshot(str(shot))
+        requests += [u for u in _request_urls(driver)]
     foreign = sorted({u for u in requests if not u.startswith((url, "data:", "blob:", "about:", "chrome"))})
     assert foreign == [], f"pages requested resources from elsewhere: {foreign}"
     assert any("/_static/mathjax/" in u for u in requests), "MathJax was not loaded from the site itself"

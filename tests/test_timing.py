@@ -162,3 +162,18 @@ def test_cli_errors_are_clear(argv, match, tmp_path, capsys):
 
     assert main(["time", *argv, "--out", str(tmp_path)]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_cli_times_a_tiny_sweep(tmp_path):
+    """`strucspars-viz time` end to end: two variants, one batch size, one round; CSVs and figure written."""
+    import csv
+
+    from strucspars_viz.cli import main
+
+    assert main(["time", "--models", "resnet20:dense,resnet20:ss65", "--batch", "1", "--repeats", "1",
+                 "--warmup", "0", "--no-breakdown", "--no-memory", "--threads", "1", "--out", str(tmp_path)]) == 0
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"summary.csv", "raw.csv"} <= files, files
+    with open(tmp_path / "summary.csv") as f:
+        variants = {row["variant"] for row in csv.DictReader(f)}
+    assert variants == {"resnet20:dense", "resnet20:ss65"}, variants

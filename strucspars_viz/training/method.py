@@ -127,7 +127,7 @@ class StrucSpars:
                           for n, m in t.sparsifier.modules.items() if t.sparsifier.layers[n].groups > 1)
         if not report.equivalent:
             warnings.warn(f"compressed model differs from the masked model by {report.max_abs_diff:.3g} "
-                          f"(required < {EQUIVALENCE_TOL})", RuntimeWarning, stacklevel=2)
+                          f"(required < {EQUIVALENCE_TOL} x max(1, max |output|))", RuntimeWarning, stacklevel=2)
         entries = {
             "target": t.cfg.target, "sparsity": t.sparsifier.sparsity(), "keep": t.sparsifier.keep,
             "params": report.after.params, "macs": report.after.macs,

@@ -350,7 +350,6 @@ class Trainer:
                                       f"expects {state['trace_len']}: the trace file is older than {path}")
             self.trace.truncate(state["trace_len"])
 
-
     def _resume_problems(self, path, state: dict) -> str | None:
         """Why ``state`` cannot continue this run (every differing result-affecting option), or None."""
         problems = []
@@ -370,11 +369,11 @@ class _ReadOnlyRunDir:
     def __init__(self, out) -> None:
         from pathlib import Path
 
+        from .rundir import PATHS
+
         self.path = Path(out)
-        for name, file in (("config", "config.json"), ("metrics", "metrics.jsonl"), ("trace", "layer_norms.npz"),
-                           ("checkpoint", "checkpoint.pt"), ("sparsified", "sparsified.pt"), ("final", "final.pt"),
-                           ("compressed", "compressed_model.pt"), ("summary", "summary.json")):
-            setattr(self, name, self.path / file)
+        for attr, name in PATHS.items():
+            setattr(self, attr, self.path / name)
 
 
 def _data_mismatches(saved: Mapping | None, now: Mapping) -> list[str]:
