@@ -256,3 +256,18 @@ def test_torch_save_atomic_sidecar_is_verified(tmp_path):
         warnings.simplefilter("error")
         save_npz(tmp_path / "a.npz", x=np.arange(3))
     assert np.load(tmp_path / "a.npz")["x"].tolist() == [0, 1, 2]
+
+
+def test_atomic_writes_get_the_umask_permissions(tmp_path):
+    """mkstemp makes 0600 files; a run's outputs must be readable as a plain open() would leave them."""
+    import os
+    import stat
+
+    from strucspars_viz.training.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
