@@ -9,12 +9,12 @@ calls ``plt.show()``. In a notebook, a returned ``Figure`` displays itself as th
 cell (after ``%matplotlib inline``); an animation is shown with ``HTML(anim.to_jshtml())``.
 """
 from . import explorer
+from .training_animation import animate_training
 from .animation import (
     MatrixAnimation,
     PermutationState,
     anim_to_gif_base64,
     animate_permutation,
-    animate_training,
     ease,
     frame_schedule,
     gif_bytes,
