@@ -218,9 +218,11 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     assert err.startswith("strucspars-viz ablate: error:") and message in err and "\n" not in err
 
 
-def test_cli_runs_one_arm_on_a_tiny_run(tmp_path, capsys):
+def test_cli_runs_one_arm_on_a_tiny_run(tmp_path, monkeypatch):
     """`strucspars-viz ablate` end to end on a tiny prepared run: one arm, one seed, one epoch."""
     from strucspars_viz.cli import main
+
+    monkeypatch.delenv("STRUCSPARS_QUICK", raising=False)  # quick mode would add its default baseline
 
     run = make_sparsified(tmp_path / "run")
     out = tmp_path / "sweep"
