@@ -6,6 +6,8 @@ and 3 downsamples with a 1x1 projection shortcut (conv + BN), which is sparsifie
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -38,11 +40,22 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int = 20, num_classes: int = 10, width: int = 16) -> None:
+    """The CIFAR ResNet of He et al. (3x3 stem, three stages of ``(depth - 2) / 6`` residual units at
+    ``width``, ``2 width``, ``4 width`` channels, global pooling, linear classifier).
+
+    ``unit(c_in, c_out, stride) -> nn.Module`` builds each residual unit (default :class:`BasicBlock`;
+    the related designs of :mod:`strucspars_viz.models.designs` pass their own blocks).
+    """
+
+    def __init__(self, depth: int = 20, num_classes: int = 10, width: int = 16,
+                 unit: Callable[[int, int, int], nn.Module] = BasicBlock) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+        if width < 1:
+            raise ValueError(f"CIFAR ResNet width must be >= 1, got {width}")
         n = (depth - 2) // 6
+        self.width = int(width)
         self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
@@ -52,7 +65,7 @@ class CifarResNet(nn.Module):
             blocks = []
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(BasicBlock(in_planes, planes, stride))
+                blocks.append(unit(in_planes, planes, stride))
                 in_planes = planes
             layers.append(nn.Sequential(*blocks))
             planes *= 2

@@ -90,41 +90,12 @@ def _shufflenet_unit(c_in: int, c_out: int, stride: int) -> nn.Module:
     return ShuffleNetUnit(c_in, c_out, g, mid, stride=stride, shortcut="auto" if stride == 1 and c_in == c_out else "project")
 
 
-class DesignResNet(nn.Module):
+class DesignResNet(CifarResNet):
     """The CIFAR ResNet skeleton with ``unit(c_in, c_out, stride) -> nn.Module`` as residual units."""
 
     def __init__(self, unit: Callable[[int, int, int], nn.Module], width: int, depth: int = 20,
                  num_classes: int = 10) -> None:
-        super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"DesignResNet depth must be 6n+2 (20, 32, 44, 56, ...), got {depth}")
-        if width < 1:
-            raise ValueError(f"DesignResNet width must be >= 1, got {width}")
-        n = (depth - 2) // 6
-        self.width = int(width)
-        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        c_in, stages = width, []
-        for s in range(3):
-            c_out = width * 2**s
-            stages.append(nn.Sequential(*[unit(c_in if i == 0 else c_out, c_out, 2 if s > 0 and i == 0 else 1)
-                                          for i in range(n)]))
-            c_in = c_out
-        self.layer1, self.layer2, self.layer3 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
-        for m in self.modules():  # the same initialisation as CifarResNet
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        super().__init__(depth, num_classes, width, unit=unit)
 
 
 def _igcv2(width: int, num_classes: int = 10) -> nn.Module:
