@@ -11,7 +11,7 @@ Reads a full ``cifar-10-batches-py`` folder and writes, in the same python batch
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/make_cifar_sample.py --src /work/shared/data/cifar10
+    .venv/bin/python scripts/make_cifar_sample.py --src ../shared/data/cifar10
 
 Prints the md5 of each written file (recorded in ``strucspars_viz/data/sample/README.md``).
 """
@@ -85,7 +85,7 @@ def _select(src: Path, files: list[str], per_class: int, what: str) -> tuple[np.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--src", default="/work/shared/data/cifar10", help="full CIFAR-10 (any layout find_cifar accepts)")
+    ap.add_argument("--src", default="../shared/data/cifar10", help="full CIFAR-10 (any layout find_cifar accepts)")
     ap.add_argument("--out", default=str(SAMPLE_ROOT), help="sample root to write (default: the package's)")
     args = ap.parse_args(argv)
 

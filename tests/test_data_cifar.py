@@ -12,7 +12,7 @@ import pytest
 from strucspars_viz.data import DATA_ENV, balanced_subset, find_cifar, load_cifar, read_pickle
 from strucspars_viz.data.fake import dump_batch, write_fake_cifar
 
-FULL = [Path("/work/shared/data/cifar10"), Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"]
+FULL = [Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"]
 
 
 @pytest.fixture(autouse=True)

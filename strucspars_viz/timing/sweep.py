@@ -62,7 +62,10 @@ def save_sweep(out: str | Path, result: SweepResult, breakdown: Sequence[dict] =
                command: str | None = None, figure: bool = True) -> dict[str, Path]:
     """Write ``summary.csv``, ``raw.csv``, ``breakdown.csv``, ``environment.json`` and ``timing.png``."""
     out = Path(out)
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    if command is None:  # the program's name, not this machine's path to it (results are committed)
+        prog = Path(sys.argv[0]).name
+        prog = "strucspars-viz" if prog in ("cli.py", "__main__.py") else prog
+        command = " ".join(shlex.quote(a) for a in [prog, *sys.argv[1:]])
     paths = {
         "summary": write_csv(out / "summary.csv", result.summary, SUMMARY_COLUMNS),
         "raw": write_csv(out / "raw.csv", result.raw, RAW_COLUMNS),
