@@ -62,8 +62,7 @@ def plot_layer_groups(
     ax.legend(loc="upper left", ncols=2)
     ax.grid(True, axis="y", color="#eeeeee")
     ax.set_axisbelow(True)
-    sparsity_note = ""
-    ax.set_title(title or f"Groups per layer{sparsity_note}")
+    ax.set_title(title or "Groups per layer")
     if two:
         axk = axes[1]
         f = np.array([kept[n] for n in names], dtype=float)
