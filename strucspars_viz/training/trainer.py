@@ -118,7 +118,7 @@ class Trainer:
         self.model = build_model(cfg.model, num_classes=self.data.num_classes)
         self.start = None
         if cfg.start_from:  # before the sparsifier: it must see the payload's (e.g. pruned) shapes
-            from ..ablation.shapes import fit_to_state_dict
+            from ..models.shapes import fit_to_state_dict
             from .artifacts import read_weights
 
             self.start = read_weights(cfg.start_from)
