@@ -34,6 +34,8 @@ from typing import Sequence
 
 import nbformat
 
+from strucspars_viz.viz.player import offline_player
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 DEFAULT_OUT = ROOT / "build" / "site"
@@ -167,26 +169,21 @@ def notebook_table(sources: Sequence[Path], executed: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-#: the CDN style sheet (Font Awesome) that matplotlib's to_jshtml() player links; docs/_static/jshtml-icons.css
-#: draws its icons instead
-_PLAYER_CDN_LINK = re.compile(r"<link[^>]*font-awesome[^>]*>\s*", re.IGNORECASE)
-
-
 def offline_outputs(nb: nbformat.NotebookNode) -> int:
-    """Drop the animation player's CDN style-sheet link from the HTML outputs; returns how many were dropped."""
-    dropped = 0
+    """Make every animation player in the HTML outputs work offline (``viz.player.offline_player``:
+    the CDN Font Awesome link becomes inline icons); returns how many links were replaced."""
+    replaced = 0
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             html = data.get("text/html")
             if html is None:
                 continue
-            text = "".join(html) if isinstance(html, list) else html
-            new, n = _PLAYER_CDN_LINK.subn("", text)
+            new, n = offline_player("".join(html) if isinstance(html, list) else html)
             if n:
                 data["text/html"] = new
-                dropped += n
-    return dropped
+                replaced += n
+    return replaced
 
 
 def _write_if_changed(path: Path, content: str | bytes) -> None:

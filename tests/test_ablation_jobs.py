@@ -68,3 +68,24 @@ def test_taylor_and_slimming_within_two_percent(method):
     target = 90_000
     pruned, info = prune_to_params(model, torch.zeros(1, 3, 32, 32), method, target, grad_fn=grad_fn)
     assert abs(sum(p.numel() for p in pruned.parameters()) / target - 1) <= 0.02
+
+
+def test_parallel_processes_give_the_serial_result(tmp_path):
+    """``--jobs 2``: the jobs run in two spawned worker processes (one thread each), and a job's final
+    weights are bit-identical to the same job run in series in this process."""
+    import os
+
+    run = make_sparsified(tmp_path / "run")
+    par, ser = tmp_path / "par", tmp_path / "ser"
+    jobs = plan_jobs(run, par, ["shufflenet", "random"], [0], finetune_epochs=1)
+    summaries = launch(jobs, n_jobs=2)
+    assert [s["name"] for s in summaries] == ["shufflenet_seed0", "random_seed0"]
+    pids = {e["pid"] for e in read_job_log(par)}
+    assert len(pids) == 2 and os.getpid() not in pids  # two workers, neither of them this process
+    assert all(json.loads((j.dir / "config.json").read_text())["threads"] == 1 for j in jobs)  # pinned
+    launch(plan_jobs(run, ser, ["shufflenet"], [0], finetune_epochs=1, threads=1))
+    a = read_weights(jobs[0].dir / "final.pt").state_dict
+    b = read_weights(ser / "shufflenet" / "seed0" / "final.pt").state_dict
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert launch(jobs, n_jobs=2)[1]["top1"] == summaries[1]["top1"]  # a rerun skips both finished jobs
+    assert [e["event"] for e in read_job_log(par)][-2:] == ["skip", "skip"]

@@ -60,7 +60,7 @@ def lab(tmp_path_factory):
     """JupyterLab on 127.0.0.1 (free port, no token) serving a temporary copy of the notebooks."""
     root = tmp_path_factory.mktemp("lab")
     (root / "notebooks").mkdir()
-    shutil.copy(REPO / "notebooks" / "00_explorer.ipynb", root / "notebooks")
+    shutil.copy(REPO / "notebooks" / "02b_explorer.ipynb", root / "notebooks")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "STRUCSPARS_QUICK"}  # quick mode skips the widget
     env = {**env, "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config"),
@@ -111,7 +111,7 @@ def test_explorer_in_jupyterlab(lab, driver):
 
 def _drive_explorer(lab, driver):
     url, _ = lab
-    driver.get(f"{url}/lab/tree/notebooks/00_explorer.ipynb")
+    driver.get(f"{url}/lab/tree/notebooks/02b_explorer.ipynb")
     _wait(lambda: driver.execute_script(
         "const e = document.querySelector('.jp-Notebook-ExecutionIndicator');"
         "return !!window.jupyterapp && !!e && e.getAttribute('data-status') === 'idle';"),

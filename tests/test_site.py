@@ -75,7 +75,8 @@ def test_player_cdn_link_is_dropped():
     assert "font-awesome" in _animation_data.JS_INCLUDE
     assert bs.offline_outputs(nb) == 1
     html = nb.cells[0].outputs[0]["data"]["text/html"]
-    assert "font-awesome" not in html and "<script" in html
+    assert "font-awesome" not in html and "<script" in html and ".fa-play::before" in html
+    assert bs.offline_outputs(nb) == 0  # already offline: nothing left to replace
 
 
 def test_api_pages_document_each_public_module_once():
@@ -277,7 +278,7 @@ def _check_player(driver, By, page: str) -> None:
     driver.execute_script(f"anim{anim_id}.last_frame()")
     _wait(lambda: slider.get_attribute("value") == slider.get_attribute("max") and frame.get_attribute("src") != before,
           10, "the last frame, a different picture from the first")
-    # the icons are drawn by the site's own CSS (Font Awesome would come from a CDN)
+    # the icons are drawn by the inline style sheet of viz.player (Font Awesome would come from a CDN)
     glyph = driver.execute_script(
         "return getComputedStyle(document.querySelector('.anim-buttons .fa-play'), '::before').content")
     assert glyph not in ("", "none", "normal"), glyph

@@ -178,3 +178,15 @@ def test_animation_text_is_legible():
     sizes = [t.get_fontsize() for t in anim._fig.findobj(Text) if t.get_text()]
     sizes += [lab.get_fontsize() for ax in anim._fig.axes for lab in ax.get_xticklabels() + ax.get_yticklabels()]
     assert min(sizes) >= 9
+
+
+def test_player_html_fetches_nothing_and_draws_its_icons():
+    """to_jshtml of the package's animations: no Font Awesome CDN link, the icons inline (viewable offline)."""
+    from matplotlib import _animation_data
+
+    s, _, _ = planted_matrix(8, 8, 2, noise=0.05, seed=0)
+    _, _, hist = learn_permutations(s, iters=2)
+    html = animate_permutation(hist, s, max_frames=3).to_jshtml()
+    assert "font-awesome" in _animation_data.JS_INCLUDE  # matplotlib's own template does link the CDN
+    assert "font-awesome" not in html and "http" not in html.split("<script")[0]
+    assert ".anim-buttons .fa-play::before" in html and "anim-buttons" in html

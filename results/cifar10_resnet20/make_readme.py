@@ -155,9 +155,12 @@ def main() -> None:
         "  completes them from `metrics.jsonl` beside it.",
         "* `compressed_model.pt` loads with `torch.load(..., weights_only=True)` and",
         "  `strucspars_viz.training.artifacts.read_weights` (no `.sha256` sidecar: written before checksums).",
-        "* `checkpoint.pt` is checkpoint format 1 (NumPy RNG state pickled, no checksum): it does **not** load with",
-        "  `weights_only=True`, so the current trainer refuses to `--resume` it. It is kept as a record only;",
-        "  there are no `sparsified.pt` / `final.pt` files (they did not exist then).",
+        "* The runs' `checkpoint.pt` files (checkpoint format 1: NumPy RNG state pickled, no checksum) were once",
+        "  committed here; they do not load with `weights_only=True`, so the trainer could never `--resume` them,",
+        "  and they were removed from the folder. There are no `sparsified.pt` / `final.pt` files (they did not",
+        "  exist then).",
+        "* `SHA256SUMS` lists every file of this folder (`sha256sum -c SHA256SUMS`, or",
+        "  `strucspars-viz manifest results/cifar10_resnet20`); notebooks 04 and 08 check it before drawing.",
     ]
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
     print((HERE / "README.md").read_text())

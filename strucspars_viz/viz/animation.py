@@ -30,6 +30,7 @@ from matplotlib.collections import LineCollection
 from ..hierarchy import groups_for, kept_fractions
 from ..permutation import HistoryStep, objective
 from .matrices import as_matrix, block_segments, display_matrix, draw_matrix
+from .player import offline_player
 from .style import ACCENT, ANIM_FIGSIZE, GRID_COLOR, PALETTE, legible_text, new_figure
 
 __all__ = [
@@ -50,7 +51,9 @@ class MatrixAnimation(FuncAnimation):
 
     PNG frames of a noisy matrix compress poorly (about 75 kB each); JPEG frames (quality 75) are
     about 3x smaller, so 60 frames embed in about 1.5-2 MB. Pass ``frame_format="png"`` for lossless
-    frames. Everything else is FuncAnimation's.
+    frames. The player's Font Awesome link (a CDN) is replaced by inline icons
+    (:func:`~strucspars_viz.viz.player.offline_player`), so the buttons show offline. Everything
+    else is FuncAnimation's.
     """
 
     frame_format = "jpeg"
@@ -59,7 +62,8 @@ class MatrixAnimation(FuncAnimation):
         import matplotlib as mpl
 
         with mpl.rc_context({"animation.frame_format": frame_format or self.frame_format}):
-            return super().to_jshtml(fps=fps, embed_frames=embed_frames, default_mode=default_mode)
+            html = super().to_jshtml(fps=fps, embed_frames=embed_frames, default_mode=default_mode)
+        return offline_player(html)[0]
 
 
 def ease(t: float) -> float:
