@@ -76,6 +76,18 @@ RANDOM_WRONG = {
     "grouped_weight": _perturb(ex.SOLUTIONS["grouped_weight"]),
     "model_sparsity": lambda sizes, groups: 0.5,
     "complementary": lambda masks, perms: len(masks) % 2 == 0,
+    "t_interval": lambda v, level: (np.mean(v) - 0.1, np.mean(v) + 0.1),
+    "welch_p": lambda a, b: 0.5,
+    "kaiming_fan_out_std": lambda shape: 0.1,
+    "lambda_update": lambda lam, s, prev, target, n, dlam: 1.37 * ex.SOLUTIONS["lambda_update"](lam, s, prev, target, n, dlam) + 1e-3,
+    "finetune_lr": lambda e, n, b: b * 0.5 ** sum(e >= m for m in (n // 3, 2 * n // 3)),
+    "outputs_agree": lambda a, b, tol: bool(a.shape[1] % 2 == 0),
+    "conv_params": _perturb(ex.SOLUTIONS["conv_params"]),
+    "conv_macs": _perturb(ex.SOLUTIONS["conv_macs"]),
+    "compressed_cost": _perturb(ex.SOLUTIONS["compressed_cost"]),
+    "median_iqr": lambda t: (float(np.min(t)), 1.0),
+    "paired_speedup": lambda ref, cand: 1.0 + len(ref) / 100,
+    "interleaved_order": lambda n, r: [(k, (k * 7 + v) % n) for k in range(r) for v in range(n)][::-1],
 }
 
 

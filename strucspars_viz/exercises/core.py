@@ -34,6 +34,8 @@ __all__ = [
     "as_array",
     "check",
     "fingerprints_match",
+    "number_print",
+    "one_number",
 ]
 
 
@@ -267,6 +269,19 @@ def numeric_array(output: Any, what: str) -> np.ndarray:
     require(arr.dtype != object, f"expected {what}, got {type(output).__name__} that is not a numeric array")
     require(arr.dtype.kind in "biuf", f"expected {what} with numbers, got dtype {arr.dtype}")
     return arr
+
+
+def one_number(output: Any, what: str) -> float:
+    """The output as one number (a Python number, a 0-d or one-element array or tensor), or a Failure
+    saying what came back instead."""
+    arr = numeric_array(output, what)
+    require(arr.size == 1, f"expected {what} (one number), got an array of shape {arr.shape}")
+    return float(arr.reshape(()))
+
+
+def number_print(output: Any, case: Case) -> float | None:
+    """Fingerprint of a one-number answer (``None`` stays ``None``)."""
+    return None if output is None else float(as_array(output).reshape(()))
 
 
 def expect_shape(arr: np.ndarray, shape: tuple, what: str, why: str = "") -> None:

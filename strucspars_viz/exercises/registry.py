@@ -9,6 +9,7 @@ import torch
 from .. import export, hierarchy, permutation
 from ..birkhoff import birkhoff_lp
 from ..sparsifier import LayerState
+from . import counts, schedule, statistics, timing
 from .blocks import BLOCK_MASK, GROUPS_FOR, SEPARATION_LEVELS
 from .complementary import COMPLEMENTARY, is_complementary
 from .compression import GROUPED_WEIGHT, MODEL_SPARSITY, UNPERMUTED_PENALTY
@@ -18,16 +19,27 @@ from .shuffle import INVERSE_PERMUTATION, SHUFFLENET_PERMUTATION
 
 __all__ = ["EXERCISES", "SOLUTIONS"]
 
-#: ``{name: Exercise}`` in teaching order (notebooks 01, 02, 03, then the related designs)
-EXERCISES: dict[str, Exercise] = {
-    ex.name: ex
-    for ex in (
-        SHUFFLENET_PERMUTATION, INVERSE_PERMUTATION, BLOCK_MASK, SEPARATION_LEVELS, GROUPS_FOR,
-        P_STEP_COST, Q_STEP_COST, SOLVE_P_STEP_LP,
-        UNPERMUTED_PENALTY, GROUPED_WEIGHT, MODEL_SPARSITY,
-        COMPLEMENTARY,
-    )
-}
+#: later notebooks' exercises: 04 (schedule), 05 (counts), 06 (statistics), 07 (timing); each module holds
+#: its exercises and their solutions
+_LATER = (schedule, counts, statistics, timing)
+
+def _by_name(exercises) -> dict[str, Exercise]:
+    out: dict[str, Exercise] = {}
+    for ex in exercises:
+        if ex.name in out:  # a silent replacement would drop an exercise and its checker
+            raise ValueError(f"two exercises are called {ex.name!r}; exercise names must be unique")
+        out[ex.name] = ex
+    return out
+
+
+#: ``{name: Exercise}`` in teaching order (notebooks 01, 02, 03, the related designs, then 04-07)
+EXERCISES: dict[str, Exercise] = _by_name((
+    SHUFFLENET_PERMUTATION, INVERSE_PERMUTATION, BLOCK_MASK, SEPARATION_LEVELS, GROUPS_FOR,
+    P_STEP_COST, Q_STEP_COST, SOLVE_P_STEP_LP,
+    UNPERMUTED_PENALTY, GROUPED_WEIGHT, MODEL_SPARSITY,
+    COMPLEMENTARY,
+    *(ex for module in _LATER for ex in module.EXERCISES),
+))
 
 
 def _unpermute(r, p, q):
@@ -49,4 +61,5 @@ SOLUTIONS: dict[str, Callable] = {
     "grouped_weight": export.grouped_weight,
     "model_sparsity": hierarchy.model_sparsity,
     "complementary": is_complementary,
+    **{name: fn for module in _LATER for name, fn in module.SOLUTIONS.items()},
 }
