@@ -77,25 +77,31 @@ RANDOM_WRONG = {
     "model_sparsity": lambda sizes, groups: 0.5,
     "complementary": lambda masks, perms: len(masks) % 2 == 0,
     "t_interval": lambda v, level: (np.mean(v) - 0.1, np.mean(v) + 0.1),
-    "welch_p": lambda a, b: 0.5,
-    "kaiming_fan_out_std": lambda shape: 0.1,
+    "welch_p": [lambda a, b: 0.5, lambda a, b: min(1.0, ex.SOLUTIONS["welch_p"](a, b) * 1.1)],
+    "kaiming_fan_out_std": [lambda shape: 0.1, lambda shape: ex.SOLUTIONS["kaiming_fan_out_std"](shape) * 1.2],
     "lambda_update": lambda lam, s, prev, target, n, dlam: 1.37 * ex.SOLUTIONS["lambda_update"](lam, s, prev, target, n, dlam) + 1e-3,
     "finetune_lr": lambda e, n, b: b * 0.5 ** sum(e >= m for m in (n // 3, 2 * n // 3)),
     "outputs_agree": lambda a, b, tol: bool(a.shape[1] % 2 == 0),
-    "conv_params": _perturb(ex.SOLUTIONS["conv_params"]),
-    "conv_macs": _perturb(ex.SOLUTIONS["conv_macs"]),
+    "conv_params": [_perturb(ex.SOLUTIONS["conv_params"]),
+                    lambda cin, cout, k, g, b: ex.SOLUTIONS["conv_params"](cin, cout, k, g, b) + (cin % 3 == 0)],
+    "conv_macs": [_perturb(ex.SOLUTIONS["conv_macs"]), lambda *a: ex.SOLUTIONS["conv_macs"](*a) + a[4] % 2],
     "compressed_cost": _perturb(ex.SOLUTIONS["compressed_cost"]),
-    "median_iqr": lambda t: (float(np.min(t)), 1.0),
-    "paired_speedup": lambda ref, cand: 1.0 + len(ref) / 100,
-    "interleaved_order": lambda n, r: [(k, (k * 7 + v) % n) for k in range(r) for v in range(n)][::-1],
+    "median_iqr": [lambda t: (float(np.min(t)), 1.0), _perturb(ex.SOLUTIONS["median_iqr"]),
+                   lambda t: (float(np.median(t)) * 1.01, 0.5)],
+    "paired_speedup": [lambda ref, cand: 1.0 + len(ref) / 100, _perturb(ex.SOLUTIONS["paired_speedup"])],
+    "interleaved_order": [lambda n, r: [(k, (k * 7 + v) % n) for k in range(r) for v in range(n)][::-1],
+                          _perturb(ex.SOLUTIONS["interleaved_order"]), _swap_last_two(ex.SOLUTIONS["interleaved_order"]),
+                          lambda n, repeats: [(r, (r * 2 + k) % n) for r in range(repeats) for k in range(n)]],
 }
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_unknown_wrong_function_gets_a_generic_failure(name):
-    result = ex.check_exercise(name, RANDOM_WRONG[name])
-    assert not result.passed and result.mistake is None and result.hint is None, str(result)
-    assert result.message and "Hint" not in str(result)
+    wrongs = RANDOM_WRONG[name] if isinstance(RANDOM_WRONG[name], list) else [RANDOM_WRONG[name]]
+    for wrong in wrongs:
+        result = ex.check_exercise(name, wrong)
+        assert not result.passed and result.mistake is None and result.hint is None, str(result)
+        assert result.message and "Hint" not in str(result)
 
 
 @pytest.mark.parametrize("name", NAMES)
