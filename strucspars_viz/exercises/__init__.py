@@ -16,6 +16,12 @@ Exercises (signatures as the notebooks state them):
 * ``unpermuted_penalty(R_g, P, Q)`` (``R_g[P_inv][:, Q_inv]``), ``grouped_weight(W, P, Q, G)``,
   ``model_sparsity(sizes, groups)``
 * ``complementary(masks, perms)`` (IGC-V2: exactly one path between every input and output)
+* ``lambda_update(lam, sparsity, prev_sparsity, target, epochs_left, dlam)``, ``finetune_lr(epoch, epochs,
+  base_lr)``, ``outputs_agree(a, b, tol)`` (notebook 04: :mod:`.schedule`)
+* ``conv_params(...)``, ``conv_macs(...)``, ``compressed_cost(layers, groups)`` (05: :mod:`.counts`)
+* ``t_interval(values, level)``, ``welch_p(a, b)``, ``kaiming_fan_out_std(weight_shape)`` (06: :mod:`.statistics`)
+* ``median_iqr(times)``, ``paired_speedup(reference, candidate)``, ``interleaved_order(n_variants, repeats)``
+  (07: :mod:`.timing`)
 """
 from __future__ import annotations
 
