@@ -231,3 +231,27 @@ def test_cli_runs_one_arm_on_a_tiny_run(tmp_path, monkeypatch):
     rows = read_csv(out / "ablation.csv")
     assert [(r["arm"], int(r["seed"])) for r in rows] == [("noshuffle", 0)]
     assert (out / "ablation.md").is_file() and (out / "noshuffle" / "seed0" / "summary.json").is_file()
+
+
+def _inputs_reached(sp, first: str, second: str) -> np.ndarray:
+    """For each output channel of ``second``, how many input channels of ``first`` reach it through the
+    two masks (channel connectivity of conv ``first`` followed by conv ``second``)."""
+    m1 = (sp.mask(first).reshape(sp.layers[first].cout, sp.layers[first].cin, -1).sum(-1) > 0).double()
+    m2 = (sp.mask(second).reshape(sp.layers[second].cout, sp.layers[second].cin, -1).sum(-1) > 0).double()
+    return ((m2 @ m1) > 0).sum(1).numpy()
+
+
+def test_shufflenet_arm_aligns_consecutive_groups_like_noshuffle(built):
+    """P = Q = the ShuffleNet shuffle (SPEC §7) on two consecutive convs of equal width and G: conv1's
+    output blocks are exactly conv2's input blocks, so no channel crosses groups, as with P = Q =
+    identity (the two arms differ by a relabelling of channels). Random and learned orders do mix."""
+    pairs = [(f"layer{s}.{b}.conv1", f"layer{s}.{b}.conv2") for s in (1, 2, 3) for b in range(3)]
+    for arm in ("shufflenet", "noshuffle"):
+        sp = built[arm][1]
+        for first, second in pairs:
+            cin, g = sp.layers[first].cin, sp.layers[first].groups
+            assert g == sp.layers[second].groups == 4
+            assert (_inputs_reached(sp, first, second) == cin // g).all(), (arm, first)
+    for arm in ("random", "fromscratch"):
+        sp = built[arm][1]
+        assert any((_inputs_reached(sp, a, b) > sp.layers[a].cin // sp.layers[a].groups).any() for a, b in pairs), arm
