@@ -181,6 +181,32 @@ def test_magnitude_within_two_percent(start):
     assert pruned(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def _widths(model):
+    return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_magnitude_is_uniform_and_slimming_global_on_planted_scales():
+    """Planted BN scales: every channel of stage 3 near zero except 8, stages 1-2 near one. Global
+    ranking (slimming) takes its channels from stage 3; magnitude cuts every layer by the same ratio,
+    so its shapes are the narrow model's at the same count."""
+    torch.manual_seed(0)
+    model = build_model("resnet20")
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.9, 1.0)
+                if name.startswith("layer3"):
+                    m.weight[8:].uniform_(0.0, 0.01)
+    target = 120_000
+    slim, _ = prune_to_params(model, torch.zeros(1, 3, 32, 32), "slimming", target)
+    w = dict(zip([n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)], _widths(slim)))
+    assert all(v == 16 for k, v in w.items() if k.startswith("layer1")) and w["conv1"] == 16
+    assert all(v < 64 for k, v in w.items() if k.startswith("layer3"))
+    mag, _ = prune_to_params(model, torch.zeros(1, 3, 32, 32), "magnitude", 68_786)
+    narrow, info = narrow_model("resnet20", 10, 68_786)
+    assert info["width"] == 8 and _widths(mag) == _widths(narrow)
+
+
 def test_unmatchable_targets():
     model = build_model("resnet20")
     with pytest.raises(ValueError, match="cannot be matched"):

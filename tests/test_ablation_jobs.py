@@ -60,6 +60,10 @@ def test_taylor_and_slimming_within_two_percent(method):
 
     model = build_model("resnet20")
     gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # trained BN scales differ; at init they all tie at 1 and global ranking jumps
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.0, 1.0, generator=gen)
 
     def grad_fn(m):
         torch.nn.functional.cross_entropy(m(torch.randn(8, 3, 32, 32, generator=gen)),
@@ -89,3 +93,27 @@ def test_parallel_processes_give_the_serial_result(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert launch(jobs, n_jobs=2)[1]["top1"] == summaries[1]["top1"]  # a rerun skips both finished jobs
     assert [e["event"] for e in read_job_log(par)][-2:] == ["skip", "skip"]
+
+
+def test_taylor_and_magnitude_share_one_dense_model(tmp_path):
+    """Taylor and magnitude prune the same dense model of a seed, trained once even when both jobs
+    start together in two workers (the second waits on the queue lock, then finds it finished);
+    Network Slimming trains its own (with L1 on the BN scales)."""
+    from strucspars_viz.ablation.jobs import pretrain_dir
+
+    run = make_sparsified(tmp_path / "run")
+    out = tmp_path / "out"
+    jobs = plan_jobs(run, out, [], [0], ["taylor", "magnitude", "slimming"], finetune_epochs=1, threads=1)
+    launch(jobs[:2], n_jobs=2)
+    shared = out / "pretrain" / "seed0"
+    assert pretrain_dir(jobs[0]) == pretrain_dir(jobs[1]) == shared
+    epochs = json.loads((shared / "config.json").read_text())["sparsify_epochs"]
+    metrics = [json.loads(line) for line in (shared / "metrics.jsonl").read_text().splitlines()]
+    assert [m["global_epoch"] for m in metrics] == list(range(1, epochs + 1))  # trained once, not twice
+    infos = [json.loads((j.dir / "baseline.json").read_text()) for j in jobs[:2]]
+    assert [(out / j.arm / "seed0" / i["pretrain"]).resolve() for j, i in zip(jobs, infos)] == [shared.resolve()] * 2
+    assert not (jobs[0].dir / "pretrain").exists() and not (jobs[1].dir / "pretrain").exists()
+    assert pretrain_dir(jobs[2]) == jobs[2].dir / "pretrain"
+    run_job(jobs[2])
+    slim = json.loads((jobs[2].dir / "pretrain" / "config.json").read_text())
+    assert slim["bn_l1"] > 0 and json.loads((shared / "config.json").read_text())["bn_l1"] == 0

@@ -2,16 +2,18 @@
 
 * ``slimming`` -- Network Slimming: a training phase with L1 on the BN scales (the trainer's
   ``bn_l1``), then Torch-Pruning's ``BNScalePruner`` with ``BNScaleImportance`` (channels of small
-  ``|gamma|`` go);
-* ``taylor`` -- ``TaylorImportance`` (first-order ``|w * dL/dw|`` on a few training batches);
-* ``magnitude`` -- ``MagnitudeImportance(p=2)`` (L2 norm of a channel's weights);
+  ``|gamma|`` go), ranked globally over all layers as in Liu et al. 2017;
+* ``taylor`` -- ``TaylorImportance`` (first-order ``|w * dL/dw|`` on a few training batches), ranked
+  globally as in Molchanov et al. 2019;
+* ``magnitude`` -- ``MagnitudeImportance(p=2)`` (L2 norm of a channel's weights), the same ratio in
+  every layer (so its shapes are the narrow model's, but its weights come from the trained model);
 * ``dense`` -- the unpruned model, re-initialised (trained with the re-initialised arms' budget);
 * ``narrow`` -- the same network with every width scaled uniformly (``CifarResNet(depth, width=w)``),
   re-initialised, ``w`` the closest to the parameter target.
 
 Each pruned baseline is brought to the StrucSpars model's parameter count ``N*`` (the compressed
-model of ``sparsified.pt``, :func:`target_params`) by bisecting Torch-Pruning's uniform per-layer
-``pruning_ratio`` (the classifier is never pruned); a count outside ``N* (1 +- 2 %)`` is a
+model of ``sparsified.pt``, :func:`target_params`) by bisecting Torch-Pruning's ``pruning_ratio``
+(per layer, or of all channels under global ranking) (the classifier is never pruned); a count outside ``N* (1 +- 2 %)`` is a
 ValueError naming the closest count reached.
 """
 from __future__ import annotations
@@ -28,11 +30,14 @@ from ..models import build_model
 from ..models.cifar_resnet import CifarResNet
 from ..training.artifacts import Weights
 
-__all__ = ["BASELINES", "PRUNERS", "PARAM_TOL", "NARROW_TOL", "target_params", "prune_to_params",
+__all__ = ["BASELINES", "PRUNERS", "GLOBAL", "PARAM_TOL", "NARROW_TOL", "target_params", "prune_to_params",
            "narrow_model", "torch_pruning_version"]
 
 PRUNERS = ("slimming", "taylor", "magnitude")
 BASELINES = PRUNERS + ("dense", "narrow")
+GLOBAL = ("slimming", "taylor")
+#: under global ranking no layer loses more than this share of its channels (none is cut to nothing)
+MAX_LAYER_RATIO = 0.9
 PARAM_TOL = 0.02
 #: a uniform width moves the count in steps of ~2/w (about 15-25 % at CIFAR widths)
 NARROW_TOL = 0.15
@@ -84,7 +89,12 @@ def _prune_once(model: nn.Module, example: torch.Tensor, method: str, ratio: flo
     m = copy.deepcopy(model)
     m.eval()
     ignored = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
-    kwargs = dict(importance=_importance(method), pruning_ratio=ratio, ignored_layers=ignored)
+    # Slimming and Taylor rank channels across all layers, as their papers do (one global threshold:
+    # the widths follow the importances); magnitude keeps one ratio per layer (uniform widths, as in
+    # Li et al.'s filter pruning), so it yields the narrow baseline's shapes with trained weights.
+    glob = method in GLOBAL
+    kwargs = dict(importance=_importance(method), pruning_ratio=ratio, ignored_layers=ignored, global_pruning=glob,
+                  max_pruning_ratio=MAX_LAYER_RATIO if glob else 1.0)
     pruner_cls = tp.pruner.BNScalePruner if method == "slimming" else tp.pruner.MetaPruner
     pruner = pruner_cls(m, example, **kwargs)
     if grads is not None:

@@ -4,8 +4,12 @@ A job is a normal run folder ``OUT/<arm>/seed<k>/`` written by the trainer (``co
 ``metrics.jsonl``, ``checkpoint.pt``, ``sparsified.pt`` = the state the finetuning really started
 from, ``final.pt`` with the sparsifier state really used, ``summary.json``), plus ``start.pt`` (the
 start payload this module prepares: :mod:`.arms`, :mod:`.baselines`) and, for baselines,
-``baseline.json`` (how the model was matched to the parameter target). The pruning baselines train
-a dense model first in ``OUT/<name>/seed<k>/pretrain/`` (a run folder as well).
+``baseline.json`` (how the model was matched to the parameter target). The pruning baselines prune a
+dense model trained for the sparsification phase's length (a run folder as well): Network Slimming
+its own, with L1 on the BN scales, in ``OUT/slimming/seed<k>/pretrain/``; Taylor and magnitude one
+shared plain model per seed, ``OUT/pretrain/seed<k>/`` (the same seed gives the same model, so it is
+trained once, and the two criteria are compared on the very same network). Two workers that need
+the same shared model queue on a blocking lock beside it; the second finds it finished.
 
 Resume rule: ``summary.json`` present -> the job is skipped; a checkpoint present -> the trainer's
 ``--resume``; neither -> a fresh start (``--overwrite`` of this job's own run files only, e.g. a
@@ -14,6 +18,8 @@ Resume rule: ``summary.json`` present -> the job is skipped; a checkpoint presen
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
@@ -29,7 +35,8 @@ from ..training.io import torch_save_atomic, write_json
 from .arms import ARMS, arm_payload, reinitialise_
 from .baselines import BASELINES, PRUNERS, narrow_model, prune_to_params, target_params
 
-__all__ = ["Job", "JOB_LOG", "SLIMMING_L1", "job_dir", "is_done", "plan_jobs", "run_job", "read_job_log"]
+__all__ = ["Job", "JOB_LOG", "SLIMMING_L1", "job_dir", "pretrain_dir", "is_done", "plan_jobs", "run_job",
+           "read_job_log"]
 
 JOB_LOG = "jobs.jsonl"
 #: Network Slimming's sparsity strength on CIFAR (Liu et al. 2017: lambda = 1e-4)
@@ -63,6 +70,25 @@ class Job:
 
 def job_dir(out: str | Path, arm: str, seed: int) -> Path:
     return Path(out) / arm / f"seed{seed}"
+
+
+def pretrain_dir(job: Job) -> Path:
+    """The dense model a pruning baseline prunes: its own for ``slimming``, shared per seed otherwise."""
+    if job.arm == "slimming":
+        return job.dir / "pretrain"
+    return Path(job.out) / "pretrain" / f"seed{job.seed}"
+
+
+@contextlib.contextmanager
+def _queue(folder: Path):
+    """Wait (blocking ``flock``) for any other worker training the shared model ``folder``."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.queue", "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def is_done(job: Job) -> bool:
@@ -191,18 +217,22 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
         info.update(match)
     else:
         assert job.arm in PRUNERS
-        pre = cfg.replace(mode="dense", name=f"{job.arm}_seed{job.seed}_pretrain", finetune_epochs=0,
-                          bn_l1=SLIMMING_L1 if job.arm == "slimming" else 0.0)
-        if _train(pre, folder / "pretrain", job.stop_after_epochs) is None:
-            raise _Stopped()
-        dense = read_weights(folder / "pretrain" / "final.pt")
+        slim = job.arm == "slimming"
+        pre = cfg.replace(mode="dense", name=f"{'slimming' if slim else 'dense'}_seed{job.seed}_pretrain",
+                          finetune_epochs=0, bn_l1=SLIMMING_L1 if slim else 0.0)
+        pre_dir = pretrain_dir(job)
+        with _queue(pre_dir):
+            if _train(pre, pre_dir, job.stop_after_epochs) is None:
+                raise _Stopped()
+        dense = read_weights(pre_dir / "final.pt")
         from ..models import build_model
 
         model = build_model(dense.model, num_classes=dense.num_classes)
         model.load_state_dict(dense.state_dict)
         example, grad_fn = _example_and_grads(cfg, model_entry(start.model).input_size)
         model, match = prune_to_params(model, example, job.arm, target, grad_fn=grad_fn)
-        info.update(match, pretrain_epochs=cfg.sparsify_epochs, bn_l1=pre.bn_l1)
+        info.update(match, pretrain=os.path.relpath(pre_dir, folder), pretrain_epochs=cfg.sparsify_epochs,
+                    bn_l1=pre.bn_l1)
     info["params"] = sum(p.numel() for p in model.parameters())
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "baseline.json", info)
