@@ -146,16 +146,22 @@ def test_report_schema(tmp_path):
         _fake_job(tmp_path, "finetune", k, v)
         _fake_job(tmp_path, "random", k, v - 0.05)
     _fake_job(tmp_path, "magnitude", 0, 0.88, params=1010)
+    _fake_job(tmp_path, "magnitude", 1, 0.86, params=1010)
+    _fake_job(tmp_path, "narrow", 0, 0.80)  # its budget peer (fromscratch) is absent: no p
     write_report(tmp_path)
     header = (tmp_path / "ablation.csv").read_text().splitlines()[0].split(",")
     assert header[:7] == ["arm", "seed", "top1", "top5", "params", "macs", "sparsity"] and tuple(header) == COLUMNS
     rows = read_csv(tmp_path / "ablation.csv")
     assert [(r["arm"], r["seed"]) for r in rows] == [("finetune", 0), ("finetune", 1), ("finetune", 2),
-                                                     ("random", 0), ("random", 1), ("random", 2), ("magnitude", 0)]
-    assert rows[0]["top1"] == pytest.approx(90.0) and rows[-1]["sparsity"] == pytest.approx(1 - 1010 / 4000)
-    md = (tmp_path / "ablation.md").read_text()
-    p = welch_p([90.0, 91.0, 92.0], [85.0, 86.0, 87.0])
-    assert f"{p:.3g} (finetune)" in md and "| magnitude | 1 |" in md
+                                                     ("random", 0), ("random", 1), ("random", 2), ("magnitude", 0),
+                                                     ("magnitude", 1), ("narrow", 0)]
+    assert rows[0]["top1"] == pytest.approx(90.0) and rows[-2]["sparsity"] == pytest.approx(1 - 1010 / 4000)
+    md = (tmp_path / "ablation.md").read_text().splitlines()
+    p = welch_p([90.0, 91.0, 92.0], [85.0, 86.0, 87.0])  # random vs the row above
+    assert [line for line in md if line.startswith("| random |")][0].endswith(f"| {p:.3g} (finetune) |")
+    p = welch_p([90.0, 91.0, 92.0], [88.0, 86.0])  # magnitude vs finetune (equal budget), not vs random
+    assert [line for line in md if line.startswith("| magnitude | 2 |")][0].endswith(f"| {p:.3g} (finetune) |")
+    assert [line for line in md if line.startswith("| narrow | 1 |")][0].endswith("|  |")
     assert (tmp_path / "ablation.png").stat().st_size > 0
 
 

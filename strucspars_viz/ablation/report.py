@@ -5,8 +5,9 @@ sparsity`` (top-1 / top-5 in %, of the compressed model for the arms; ``sparsity
 model sparsity for the arms and ``1 - params / params_dense`` for the baselines), plus ``target``,
 ``params_ratio``, ``macs_ratio``, ``finetune_epochs``, ``kind`` (arm | baseline).
 
-``ablation.md``: per arm ``n``, mean +- sd, the 95 % t interval, and Welch's p-value against the
-row above (neighbouring arms, in the order of SPEC §7, then the baselines).
+``ablation.md``: per arm ``n``, mean +- sd, the 95 % t interval, and Welch's p-value: an arm against
+the row above (neighbouring arms, in the order of SPEC §7); a baseline against the StrucSpars arm
+with the same training budget (:data:`BUDGET_PEER`).
 ``accuracy_vs_cost.png`` is added when rows of two or more targets are given (``compare``).
 """
 from __future__ import annotations
@@ -21,12 +22,17 @@ from .arms import ARMS
 from .baselines import BASELINES
 from .stats import spread, welch_p
 
-__all__ = ["COLUMNS", "ORDER", "collect_rows", "write_csv", "read_csv", "summary_table", "markdown_table",
+__all__ = ["BUDGET_PEER", "COLUMNS", "ORDER", "collect_rows", "write_csv", "read_csv", "summary_table", "markdown_table",
            "write_report"]
 
 COLUMNS = ("arm", "seed", "top1", "top5", "params", "macs", "sparsity", "target", "params_ratio", "macs_ratio",
            "finetune_epochs", "kind")
 ORDER = ARMS + BASELINES
+#: the arm each baseline is compared with: the one trained for as many epochs from the same kind of start
+#: (a pruned baseline's dense pretraining is as long as the sparsification phase FINETUNE inherits;
+#: dense and narrow are re-initialised and get the finetuning epochs only, as FROMSCRATCH)
+BUDGET_PEER = {"slimming": "finetune", "taylor": "finetune", "magnitude": "finetune",
+               "dense": "fromscratch", "narrow": "fromscratch"}
 
 
 def _pct(x) -> float:
@@ -81,19 +87,21 @@ def read_csv(path: str | Path) -> list[dict]:
 
 
 def summary_table(rows: Sequence[dict], metric: str = "top1") -> list[dict]:
-    """Per arm (table order): n, mean, sd, 95 % CI, mean params / MACs, Welch p vs the row above."""
+    """Per arm (table order): n, mean, sd, 95 % CI, mean params / MACs, and Welch's p against ``vs``:
+    the row above for an arm, :data:`BUDGET_PEER` for a baseline (``None`` where that row is absent)."""
     by: dict[str, list[dict]] = {}
     for r in rows:
         by.setdefault(r["arm"], []).append(r)
-    table, prev = [], None
+    table: list[dict] = []
     for arm in [a for a in ORDER if a in by] + sorted(set(by) - set(ORDER)):
         vals = [r[metric] for r in by[arm]]
         sp = spread(vals)
+        vs = BUDGET_PEER.get(arm) if arm in BASELINES else (table[-1]["arm"] if table else None)
+        vs = vs if vs in by else None
         table.append({"arm": arm, "n": sp.n, "mean": sp.mean, "sd": sp.sd, "ci_low": sp.ci_low, "ci_high": sp.ci_high,
                       "params": sum(r["params"] for r in by[arm]) / sp.n, "macs": sum(r["macs"] for r in by[arm]) / sp.n,
-                      "values": vals, "p_vs_prev": welch_p(prev, vals) if prev is not None else math.nan,
-                      "prev": table[-1]["arm"] if table else None})
-        prev = vals
+                      "values": vals, "vs": vs,
+                      "p": welch_p([r[metric] for r in by[vs]], vals) if vs else math.nan})
     return table
 
 
@@ -103,15 +111,17 @@ def _f(x: float, fmt: str = "{:.2f}") -> str:
 
 def markdown_table(table: Sequence[dict], title: str = "Ablation (top-1 %, compressed models)") -> str:
     lines = [f"## {title}", "",
-             "| arm | n | top-1 mean | sd | 95 % CI | params | MACs | Welch p vs row above |",
+             "| arm | n | top-1 mean | sd | 95 % CI | params | MACs | Welch p (vs) |",
              "|---|---|---|---|---|---|---|---|"]
     for t in table:
         ci = f"[{_f(t['ci_low'])}, {_f(t['ci_high'])}]" if not math.isnan(t["ci_low"]) else "n/a"
-        p = f"{_f(t['p_vs_prev'], '{:.3g}')} ({t['prev']})" if t["prev"] else ""
+        p = f"{_f(t['p'], '{:.3g}')} ({t['vs']})" if t["vs"] else ""
         lines.append(f"| {t['arm']} | {t['n']} | {_f(t['mean'])} | {_f(t['sd'])} | {ci} | {t['params']:,.0f} | "
                      f"{t['macs']:,.0f} | {p} |")
     lines += ["", "sd: sample standard deviation over seeds; CI: mean +- t(0.975, n-1) sd / sqrt(n); p: Welch's "
-              "t-test (scipy.stats.ttest_ind, equal_var=False) against the row above; n/a where n < 2."]
+              "t-test (scipy.stats.ttest_ind, equal_var=False), for an arm against the row above, for a baseline "
+              "against the arm with the same training budget (pruned baselines: finetune, whose sparsification "
+              "phase is as long as their dense pretraining; dense and narrow: fromscratch); n/a where n < 2."]
     return "\n".join(lines) + "\n"
 
 
