@@ -13,8 +13,8 @@
 
 Each pruned baseline is brought to the StrucSpars model's parameter count ``N*`` (the compressed
 model of ``sparsified.pt``, :func:`target_params`) by bisecting Torch-Pruning's ``pruning_ratio``
-(per layer, or of all channels under global ranking) (the classifier is never pruned); a count outside ``N* (1 +- 2 %)`` is a
-ValueError naming the closest count reached.
+(per layer, or over all channels under global ranking; the classifier is never pruned); a count
+outside ``N* (1 +- 2 %)`` is a ValueError naming the closest count reached.
 """
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ from .arms import ARMS
 from .baselines import BASELINES
 from .stats import spread, welch_p
 
-__all__ = ["BUDGET_PEER", "COLUMNS", "ORDER", "collect_rows", "write_csv", "read_csv", "summary_table", "markdown_table",
-           "write_report"]
+__all__ = ["BUDGET_PEER", "COLUMNS", "ORDER", "collect_rows", "write_csv", "read_csv", "summary_table",
+           "markdown_table", "write_report"]
 
 COLUMNS = ("arm", "seed", "top1", "top5", "params", "macs", "sparsity", "target", "params_ratio", "macs_ratio",
            "finetune_epochs", "kind")
