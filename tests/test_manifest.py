@@ -87,11 +87,14 @@ def test_cli_writes_then_checks(folder, capsys):
 @pytest.mark.parametrize("res", RESULTS, ids=[p.name for p in RESULTS])
 def test_committed_results_match_their_manifest_and_cover_every_tracked_file(res):
     """What notebooks 04, 06, 07 and 08 draw from results/ is what the runs wrote."""
-    verified = verify_manifest(res)
     if not (REPO / ".git").exists() or not shutil.which("git"):
+        verify_manifest(res)
         pytest.skip("not a git checkout: tracked files unknown")
     tracked = subprocess.run(["git", "ls-files", "-z", "--", "."], cwd=res, capture_output=True, check=True).stdout
     tracked = {p for p in tracked.decode().split("\0") if p}
+    if not tracked:  # a sweep running into results/ before anything of it is committed
+        pytest.skip(f"{res.name}: nothing committed yet")
+    verified = verify_manifest(res)
     assert tracked - {MANIFEST} <= set(verified.files), \
         f"tracked but not in {res.name}/{MANIFEST}: {sorted(tracked - {MANIFEST} - set(verified.files))}"
     assert set(manifest_files(res)) >= set(verified.files)
