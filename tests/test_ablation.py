@@ -9,7 +9,7 @@ from scipy import stats as st
 
 from strucspars_viz.ablation import arms as A
 from strucspars_viz.ablation.baselines import narrow_model, prune_to_params, target_params
-from strucspars_viz.ablation.report import COLUMNS, read_csv, write_report
+from strucspars_viz.ablation.report import COLUMNS, cost_points, read_csv, write_report
 from strucspars_viz.ablation.stats import spread, welch_p
 from strucspars_viz.export import compress
 from strucspars_viz.hierarchy import block_mask
@@ -167,14 +167,23 @@ def test_report_schema(tmp_path):
 
 def test_accuracy_vs_cost_written_for_two_targets(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    for out, target in ((a, 0.5), (b, 0.75)):
+    for out, target, params in ((a, 0.5, 2000), (b, 0.75, 1000)):
         for k in range(2):
-            _fake_job(out, "finetune", k, 0.9 - k / 100)
+            _fake_job(out, "finetune", k, 0.9 - k / 100 - (target - 0.5), params=params + 10 * k)
             (out / "finetune" / f"seed{k}" / "config.json").write_text(json.dumps({"target": target}))
+    _fake_job(b, "narrow", 0, 0.7)
     write_report(a)
-    assert not (a / "accuracy_vs_cost.png").exists()
+    assert not (a / "accuracy_vs_cost.png").exists() and not (a / "accuracy_vs_cost.md").exists()
     write_report(b, compare=[a])
     assert (b / "accuracy_vs_cost.png").stat().st_size > 0
+    points = cost_points(read_csv(b / "ablation.csv") + read_csv(a / "ablation.csv"))
+    assert [(p["arm"], p["target"], p["n"], p["params"]) for p in points] == [
+        ("finetune", 0.5, 2, 2005), ("finetune", 0.75, 2, 1005), ("narrow", 0.75, 1, 1000)]
+    assert points[0]["mean"] == pytest.approx(89.5) and points[1]["mean"] == pytest.approx(64.5)
+    assert points[0]["sd"] == pytest.approx(2 ** -0.5) and math.isnan(points[2]["sd"])
+    md = (b / "accuracy_vs_cost.md").read_text().splitlines()
+    assert "| finetune | 0.5 | 2 | 2,005 | 5,000 | 89.50 +- 0.71 |" in md
+    assert "| narrow | 0.75 | 1 | 1,000 | 5,000 | 70.00 |" in md
 
 
 def test_magnitude_within_two_percent(start):
@@ -238,6 +247,8 @@ def test_target_params_is_compressed_count(start):
     (["--run", "{run}", "--out", "{out}", "--baselines", "prunefast"], "unknown baseline(s) prunefast"),
     (["--run", "{run}", "--out", "{out}", "--seeds", ","], "empty seed list"),
     (["--run", "{run}", "--out", "{out}", "--baseline-seeds", " ", "--baselines", "taylor"], "empty seed list"),
+    (["--run", "{run}", "--out", "{out}", "--baselines", "taylor", "--pretrained", "{empty}/sweep"],
+     "--pretrained {empty}/sweep: no such sweep folder"),
 ])
 def test_cli_errors(tmp_path, capsys, argv, message):
     from strucspars_viz.cli import main
@@ -247,6 +258,7 @@ def test_cli_errors(tmp_path, capsys, argv, message):
     args = [a.format(empty=tmp_path / "empty", out=tmp_path / "out", run=run) for a in argv]
     assert main(["ablate", *args]) == 2
     err = capsys.readouterr().err.strip()
+    message = message.format(empty=tmp_path / "empty")
     assert err.startswith("strucspars-viz ablate: error:") and message in err and "\n" not in err
 
 

@@ -117,3 +117,36 @@ def test_taylor_and_magnitude_share_one_dense_model(tmp_path):
     run_job(jobs[2])
     slim = json.loads((jobs[2].dir / "pretrain" / "config.json").read_text())
     assert slim["bn_l1"] > 0 and json.loads((shared / "config.json").read_text())["bn_l1"] == 0
+
+
+def test_a_sweep_at_another_target_reuses_the_pretrained_models(tmp_path):
+    """``pretrained=``: the pruning baselines prune a finished sweep's dense model (pretraining does not
+    depend on the target) instead of training their own; a missing or differently trained one is an error."""
+    import shutil
+
+    from strucspars_viz.ablation.jobs import pretrain_dir
+
+    run = make_sparsified(tmp_path / "run")
+    first, second = tmp_path / "first", tmp_path / "second"
+    run_job(plan_jobs(run, first, [], [0], ["magnitude"], finetune_epochs=1, threads=1)[0])
+    job = plan_jobs(run, second, [], [0], ["taylor"], finetune_epochs=1, threads=1, pretrained=first)[0]
+    assert pretrain_dir(job) == first / "pretrain" / "seed0"
+    before = (first / "pretrain" / "seed0" / "final.pt").stat().st_mtime_ns
+    run_job(job)
+    info = json.loads((job.dir / "baseline.json").read_text())
+    assert (job.dir / info["pretrain"]).resolve() == (first / "pretrain" / "seed0").resolve()
+    assert not (second / "pretrain").exists()  # nothing trained here
+    assert (first / "pretrain" / "seed0" / "final.pt").stat().st_mtime_ns == before
+
+    with pytest.raises(FileNotFoundError, match="no such sweep folder"):
+        plan_jobs(run, second, [], [0], ["taylor"], pretrained=tmp_path / "nowhere")
+    seed1 = plan_jobs(run, tmp_path / "third", [], [1], ["magnitude"], finetune_epochs=1, pretrained=first)[0]
+    with pytest.raises(FileNotFoundError, match="seed1.*no finished pretraining"):
+        run_job(seed1)
+    other = tmp_path / "other"
+    shutil.copytree(first / "pretrain", other / "pretrain")
+    cfg_file = other / "pretrain" / "seed0" / "config.json"
+    cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), "lr": 0.5, "target": 0.9}))
+    tampered = plan_jobs(run, tmp_path / "fourth", [], [0], ["magnitude"], finetune_epochs=1, pretrained=other)[0]
+    with pytest.raises(ValueError, match=r"another configuration \(lr: 0.5 there, .* here\)$"):
+        run_job(tampered)

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--launcher", choices=LAUNCHERS, default="local",
                         help="local (in series / --jobs processes), slurm (submitit job array), submitit-local")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per job")
+    parser.add_argument("--pretrained", default=None, metavar="SWEEP", help="reuse the dense pretrained models of "
+                        "a finished sweep (e.g. at another target) for slimming, taylor and magnitude")
     parser.add_argument("--compare", default="", help="comma list of other sweep folders (other targets) for "
                         "accuracy_vs_cost.png")
     parser.add_argument("--quick", action="store_true", help="bundled sample, tiny run, 2 seeds, 1 epoch "
@@ -75,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     rows = run_ablation(args.run, args.out, arms=arms, seeds=seeds, baselines=baselines, baseline_seeds=bseeds,
                         finetune_epochs=args.finetune_epochs, launcher=args.launcher, n_jobs=args.jobs,
                         quick=quick, threads=args.threads,
-                        compare=[c for c in args.compare.split(",") if c.strip()])
+                        compare=[c for c in args.compare.split(",") if c.strip()], pretrained=args.pretrained)
     print(f"{len(rows)} job(s) reported: {args.out}/ablation.csv, ablation.md, ablation.png")
     print(open(f"{args.out}/ablation.md").read())
     return 0

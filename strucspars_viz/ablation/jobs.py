@@ -9,7 +9,10 @@ dense model trained for the sparsification phase's length (a run folder as well)
 its own, with L1 on the BN scales, in ``OUT/slimming/seed<k>/pretrain/``; Taylor and magnitude one
 shared plain model per seed, ``OUT/pretrain/seed<k>/`` (the same seed gives the same model, so it is
 trained once, and the two criteria are compared on the very same network). Two workers that need
-the same shared model queue on a blocking lock beside it; the second finds it finished.
+the same shared model queue on a blocking lock beside it; the second finds it finished. The
+pretraining does not depend on the target, so a sweep at another target may reuse a finished sweep's
+pretrained models instead of training its own (``pretrained=``, ``--pretrained SWEEP``); their stored
+configuration must equal the one this sweep would train, up to the keys in :data:`REUSE_IGNORES`.
 
 Resume rule: ``summary.json`` present -> the job is skipped; a checkpoint present -> the trainer's
 ``--resume``; neither -> a fresh start (``--overwrite`` of this job's own run files only, e.g. a
@@ -35,13 +38,16 @@ from ..training.io import torch_save_atomic, write_json
 from .arms import ARMS, arm_payload, reinitialise_
 from .baselines import BASELINES, PRUNERS, narrow_model, prune_to_params, target_params
 
-__all__ = ["Job", "JOB_LOG", "SLIMMING_L1", "job_dir", "pretrain_dir", "is_done", "plan_jobs", "run_job",
-           "read_job_log"]
+__all__ = ["Job", "JOB_LOG", "REUSE_IGNORES", "SLIMMING_L1", "job_dir", "pretrain_dir", "is_done", "plan_jobs",
+           "run_job", "read_job_log"]
 
 JOB_LOG = "jobs.jsonl"
 #: Network Slimming's sparsity strength on CIFAR (Liu et al. 2017: lambda = 1e-4)
 SLIMMING_L1 = 1e-4
 SPARSIFIED = "sparsified.pt"
+#: configuration keys that may differ between a reused pretrained model and this sweep's: where it was
+#: written, the target (unused by dense training), and run bookkeeping that does not change the weights
+REUSE_IGNORES = frozenset({"out", "target", "resume", "overwrite", "stop_after_epochs", "progress"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Job:
     finetune_epochs: int | None = None
     threads: int | None = None
     stop_after_epochs: int | None = None  # testing: interrupt the job after this many epochs
+    pretrained: str | None = None  # a finished sweep whose dense pretrained models are reused
 
     @property
     def dir(self) -> Path:
@@ -73,10 +80,25 @@ def job_dir(out: str | Path, arm: str, seed: int) -> Path:
 
 
 def pretrain_dir(job: Job) -> Path:
-    """The dense model a pruning baseline prunes: its own for ``slimming``, shared per seed otherwise."""
+    """The dense model a pruning baseline prunes: its own for ``slimming``, shared per seed otherwise;
+    in this sweep's folder, or in ``job.pretrained``'s when it reuses another sweep's."""
+    root = Path(job.pretrained or job.out)
     if job.arm == "slimming":
-        return job.dir / "pretrain"
-    return Path(job.out) / "pretrain" / f"seed{job.seed}"
+        return job_dir(root, job.arm, job.seed) / "pretrain"
+    return root / "pretrain" / f"seed{job.seed}"
+
+
+def _check_reused(cfg: TrainConfig, folder: Path) -> None:
+    """A reused pretrained model must be finished and trained with ``cfg`` (up to :data:`REUSE_IGNORES`)."""
+    if not (folder / "summary.json").is_file() or not (folder / "final.pt").is_file():
+        raise FileNotFoundError(f"--pretrained: {folder} holds no finished pretraining (summary.json, final.pt); "
+                                "run that sweep's baseline for this seed first")
+    stored = json.loads((folder / "config.json").read_text())
+    wanted = cfg.to_dict()
+    diff = sorted(k for k in set(stored) | set(wanted) if k not in REUSE_IGNORES and stored.get(k) != wanted.get(k))
+    if diff:
+        raise ValueError(f"--pretrained: {folder} was trained with another configuration ("
+                         + ", ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} here" for k in diff) + ")")
 
 
 @contextlib.contextmanager
@@ -109,9 +131,11 @@ def check_run(run: str | Path) -> Path:
 
 def plan_jobs(run: str | Path, out: str | Path, arms: list[str], seeds: list[int], baselines: list[str] = (),
               baseline_seeds: list[int] | None = None, *, finetune_epochs: int | None = None,
-              threads: int | None = None) -> list[Job]:
+              threads: int | None = None, pretrained: str | Path | None = None) -> list[Job]:
     """All jobs of a sweep, arms first; names and seed lists checked (one-line errors)."""
     check_run(run)
+    if pretrained is not None and not Path(pretrained).is_dir():
+        raise FileNotFoundError(f"--pretrained {pretrained}: no such sweep folder")
     bad = [a for a in arms if a not in ARMS]
     if bad:
         raise ValueError(f"unknown arm(s) {', '.join(bad)}; allowed: {', '.join(ARMS)} (or all)")
@@ -125,7 +149,8 @@ def plan_jobs(run: str | Path, out: str | Path, arms: list[str], seeds: list[int
         raise ValueError("empty baseline seed list: give at least one seed, e.g. --baseline-seeds 0,1")
     if not arms and not baselines:
         raise ValueError("nothing to run: no arms and no baselines")
-    common = dict(out=str(out), run=str(run), finetune_epochs=finetune_epochs, threads=threads)
+    common = dict(out=str(out), run=str(run), finetune_epochs=finetune_epochs, threads=threads,
+                  pretrained=None if pretrained is None else str(pretrained))
     return ([Job(a, int(k), **common) for a in arms for k in seeds]
             + [Job(b, int(k), **common) for b in baselines for k in bseeds])
 
@@ -221,9 +246,12 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
         pre = cfg.replace(mode="dense", name=f"{'slimming' if slim else 'dense'}_seed{job.seed}_pretrain",
                           finetune_epochs=0, bn_l1=SLIMMING_L1 if slim else 0.0)
         pre_dir = pretrain_dir(job)
-        with _queue(pre_dir):
-            if _train(pre, pre_dir, job.stop_after_epochs) is None:
-                raise _Stopped()
+        if job.pretrained:
+            _check_reused(pre, pre_dir)
+        else:
+            with _queue(pre_dir):
+                if _train(pre, pre_dir, job.stop_after_epochs) is None:
+                    raise _Stopped()
         dense = read_weights(pre_dir / "final.pt")
         from ..models import build_model
 

@@ -8,7 +8,8 @@ model sparsity for the arms and ``1 - params / params_dense`` for the baselines)
 ``ablation.md``: per arm ``n``, mean +- sd, the 95 % t interval, and Welch's p-value: an arm against
 the row above (neighbouring arms, in the order of SPEC §7); a baseline against the StrucSpars arm
 with the same training budget (:data:`BUDGET_PEER`).
-``accuracy_vs_cost.png`` is added when rows of two or more targets are given (``compare``).
+``accuracy_vs_cost.md`` / ``.png`` are added when rows of two or more targets are given (``compare``):
+per (arm, target) the mean parameters, MACs and top-1 +- sd over seeds (:func:`cost_points`).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from .arms import ARMS
 from .baselines import BASELINES
 from .stats import spread, welch_p
 
-__all__ = ["BUDGET_PEER", "COLUMNS", "ORDER", "collect_rows", "write_csv", "read_csv", "summary_table",
-           "markdown_table", "write_report"]
+__all__ = ["BUDGET_PEER", "COLUMNS", "ORDER", "collect_rows", "cost_points", "write_csv", "read_csv",
+           "summary_table", "markdown_table", "cost_markdown", "write_report"]
 
 COLUMNS = ("arm", "seed", "top1", "top5", "params", "macs", "sparsity", "target", "params_ratio", "macs_ratio",
            "finetune_epochs", "kind")
@@ -125,8 +126,36 @@ def markdown_table(table: Sequence[dict], title: str = "Ablation (top-1 %, compr
     return "\n".join(lines) + "\n"
 
 
+def cost_points(rows: Sequence[dict], metric: str = "top1") -> list[dict]:
+    """Per (arm, target), table order then target: ``n``, mean params and MACs, mean and sd of ``metric``."""
+    by: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        if not math.isnan(r["target"]):
+            by.setdefault((r["arm"], round(r["target"], 4)), []).append(r)
+    rank = {a: i for i, a in enumerate(ORDER)}
+    points = []
+    for arm, target in sorted(by, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1])):
+        sel = by[arm, target]
+        sp = spread([r[metric] for r in sel])
+        points.append({"arm": arm, "target": target, "n": sp.n, "params": sum(r["params"] for r in sel) / sp.n,
+                       "macs": sum(r["macs"] for r in sel) / sp.n, "mean": sp.mean, "sd": sp.sd})
+    return points
+
+
+def cost_markdown(points: Sequence[dict]) -> str:
+    lines = ["## Accuracy vs. complexity (top-1 %, mean +- sd over seeds)", "",
+             "| arm | target | n | params | MACs | top-1 |", "|---|---|---|---|---|---|"]
+    for p in points:
+        sd = "" if math.isnan(p["sd"]) else f" +- {p['sd']:.2f}"
+        lines.append(f"| {p['arm']} | {p['target']:g} | {p['n']} | {p['params']:,.0f} | {p['macs']:,.0f} | "
+                     f"{p['mean']:.2f}{sd} |")
+    return "\n".join(lines + ["", "target: the StrucSpars run's parameter target that the row was matched to "
+                              "(the dense model is not pruned; it sits in the sweep of its run)."]) + "\n"
+
+
 def write_report(out: str | Path, compare: Iterable[str | Path] = ()) -> list[dict]:
-    """Write ``ablation.csv`` / ``.md`` / ``.png`` (and ``accuracy_vs_cost.png``); returns the rows."""
+    """Write ``ablation.csv`` / ``.md`` / ``.png`` (and ``accuracy_vs_cost.md`` / ``.png`` when the rows
+    of ``out`` and ``compare`` span two or more targets); returns the rows of ``out``."""
     from ..training.io import atomic_write_text
     from ..viz.ablation import plot_ablation, plot_accuracy_vs_cost
 
@@ -140,14 +169,9 @@ def write_report(out: str | Path, compare: Iterable[str | Path] = ()) -> list[di
     fig = plot_ablation({t["arm"]: t["values"] for t in table}, {t["arm"]: (t["ci_low"], t["ci_high"]) for t in table},
                         baselines=BASELINES)
     fig.savefig(out / "ablation.png", dpi=120)
-    every = list(rows) + [r for c in compare for r in read_csv(Path(c) / "ablation.csv")]
-    if len({round(r["target"], 4) for r in every if not math.isnan(r["target"])}) >= 2:
-        points: dict[str, list] = {}
-        for (arm, target) in sorted({(r["arm"], r["target"]) for r in every}):
-            sel = [r for r in every if r["arm"] == arm and r["target"] == target]
-            points.setdefault(arm, []).append((sum(r["params"] for r in sel) / len(sel),
-                                               sum(r["macs"] for r in sel) / len(sel),
-                                               sum(r["top1"] for r in sel) / len(sel)))
+    points = cost_points(list(rows) + [r for c in compare for r in read_csv(Path(c) / "ablation.csv")])
+    if len({p["target"] for p in points}) >= 2:
+        atomic_write_text(out / "accuracy_vs_cost.md", cost_markdown(points))
         plot_accuracy_vs_cost(points).savefig(out / "accuracy_vs_cost.png", dpi=120)
     import matplotlib.pyplot as plt
 

@@ -34,11 +34,12 @@ def run_ablation(run: str | Path | None, out: str | Path, *, arms: Sequence[str]
                  seeds: Sequence[int] = (0, 1, 2), baselines: Sequence[str] = (),
                  baseline_seeds: Sequence[int] | None = None, finetune_epochs: int | None = None,
                  launcher: str = "local", n_jobs: int = 1, quick: bool = False, threads: int | None = None,
-                 compare: Sequence[str | Path] = ()) -> list[dict]:
+                 compare: Sequence[str | Path] = (), pretrained: str | Path | None = None) -> list[dict]:
     """Run every (arm, seed) job (skipping finished ones, resuming an unfinished one); write the report.
 
     ``quick``: with no ``run``, a tiny sparsification run is trained first (``OUT/sparsify``), and
-    the finetuning defaults to :data:`QUICK_FINETUNE_EPOCHS` epochs. Returns the CSV rows.
+    the finetuning defaults to :data:`QUICK_FINETUNE_EPOCHS` epochs. ``pretrained``: a finished
+    sweep whose dense pretrained models the pruning baselines reuse. Returns the CSV rows.
     """
     if run is None:
         if not quick:
@@ -49,6 +50,6 @@ def run_ablation(run: str | Path | None, out: str | Path, *, arms: Sequence[str]
         finetune_epochs = QUICK_FINETUNE_EPOCHS
     jobs = plan_jobs(run, out, list(arms), [int(s) for s in seeds], list(baselines),
                      None if baseline_seeds is None else [int(s) for s in baseline_seeds],
-                     finetune_epochs=finetune_epochs, threads=threads)
+                     finetune_epochs=finetune_epochs, threads=threads, pretrained=pretrained)
     launch(jobs, launcher=launcher, n_jobs=n_jobs)
     return write_report(out, compare)

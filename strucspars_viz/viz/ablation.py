@@ -3,7 +3,7 @@
 * :func:`plot_ablation` -- top-1 per arm: every seed as a dot, the mean as a bar with its 95 % t
   interval (arms of the StrucSpars ablation and the baselines in two colours);
 * :func:`plot_accuracy_vs_cost` -- the paper's "Accuracy vs. Complexity" plot: mean top-1 against
-  parameters and against MACs, one line per method across targets;
+  parameters and against MACs (log axes), one line per method across targets, sd as whiskers;
 * :func:`plot_arm_orders` -- one layer's ``S' = S[P][:, Q]`` under several orders (learned,
   ShuffleNet, random, identity) with the same ``G``'s block grid.
 """
@@ -47,21 +47,24 @@ def plot_ablation(values: Mapping[str, Sequence[float]], ci: Mapping[str, tuple[
     return fig
 
 
-def plot_accuracy_vs_cost(points: Mapping[str, Sequence[tuple[float, float, float]]], *,
-                          title: str | None = None) -> Figure:
-    """``points``: ``{method: [(params, macs, mean top-1 %), ...]}`` (one tuple per target)."""
+def plot_accuracy_vs_cost(points: Sequence[Mapping[str, float]], *, title: str | None = None) -> Figure:
+    """``points``: one mapping per (method, target) with ``arm``, ``params``, ``macs``, ``mean`` (top-1 %)
+    and ``sd`` (NaN for one seed), as :func:`strucspars_viz.ablation.report.cost_points` returns them."""
     fig = new_figure((9.0, 3.8))
     axes = fig.subplots(1, 2)
-    for name, pts in points.items():
-        arr = np.asarray(sorted(pts), dtype=float).reshape(-1, 3)
+    for name in dict.fromkeys(p["arm"] for p in points):
+        arr = np.asarray([(p["params"], p["macs"], p["mean"], p["sd"]) for p in points if p["arm"] == name],
+                         dtype=float)
         for ax, col in zip(axes, (0, 1)):
             order = np.argsort(arr[:, col])
-            ax.plot(arr[order, col], arr[order, 2], marker="o", ms=4, lw=1, label=name)
+            ax.errorbar(arr[order, col], arr[order, 2], yerr=np.nan_to_num(arr[order, 3]), marker="o", ms=4,
+                        lw=1, capsize=3, label=name)
     axes[0].set_xlabel("parameters")
     axes[1].set_xlabel("MACs (conv + linear)")
     for ax in axes:
+        ax.set_xscale("log")
         ax.set_ylabel("top-1 (%)")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both")
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title or "accuracy vs. complexity", fontsize=11)
     return fig
