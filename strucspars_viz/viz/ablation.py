@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .matrices import plot_norm_matrix
 from .style import new_figure
@@ -50,7 +51,7 @@ def plot_ablation(values: Mapping[str, Sequence[float]], ci: Mapping[str, tuple[
 def plot_accuracy_vs_cost(points: Sequence[Mapping[str, float]], *, title: str | None = None) -> Figure:
     """``points``: one mapping per (method, target) with ``arm``, ``params``, ``macs``, ``mean`` (top-1 %)
     and ``sd`` (NaN for one seed), as :func:`strucspars_viz.ablation.report.cost_points` returns them."""
-    fig = new_figure((9.0, 3.8))
+    fig = new_figure((10.5, 3.8))
     axes = fig.subplots(1, 2)
     for name in dict.fromkeys(p["arm"] for p in points):
         arr = np.asarray([(p["params"], p["macs"], p["mean"], p["sd"]) for p in points if p["arm"] == name],
@@ -65,7 +66,9 @@ def plot_accuracy_vs_cost(points: Sequence[Mapping[str, float]], *, title: str |
         ax.set_xscale("log")
         ax.set_ylabel("top-1 (%)")
         ax.grid(alpha=0.3, which="both")
-    axes[1].legend(fontsize=7, loc="lower right")
+    for ax in axes:  # log axes label the minor ticks too, which collide at this width
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title or "accuracy vs. complexity", fontsize=11)
     return fig
 
