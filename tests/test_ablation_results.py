@@ -1,0 +1,44 @@
+"""The committed ablation reports are what the committed run folders give, not edited by hand.
+
+For every sweep under ``results/ablation_*`` that has been committed (it has a manifest), the CSV, the
+table and, across the sweeps of one network, the accuracy-vs-cost table are recomputed from the
+``<arm>/seed<k>/summary.json`` files with the report functions and compared with the committed text.
+"""
+from pathlib import Path
+
+import pytest
+
+from strucspars_viz.ablation.report import (collect_rows, cost_markdown, cost_points, markdown_table, summary_table,
+                                            write_csv)
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = sorted(p for p in (REPO / "results").glob("ablation_*") if (p / "SHA256SUMS").is_file())
+
+
+@pytest.mark.skipif(not SWEEPS, reason="no committed ablation sweep")
+@pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.name)
+def test_committed_csv_and_table_come_from_the_run_folders(sweep, tmp_path):
+    rows = collect_rows(sweep)
+    assert rows, f"{sweep.name}: no finished job"
+    write_csv(rows, tmp_path / "ablation.csv")
+    assert (tmp_path / "ablation.csv").read_text() == (sweep / "ablation.csv").read_text()
+    assert markdown_table(summary_table(rows)) == (sweep / "ablation.md").read_text()
+
+
+@pytest.mark.skipif(not SWEEPS, reason="no committed ablation sweep")
+def test_committed_accuracy_vs_cost_spans_three_targets_and_comes_from_every_sweep():
+    with_cost = [s for s in SWEEPS if (s / "accuracy_vs_cost.md").is_file()]
+    if not with_cost:
+        pytest.skip("no committed accuracy-vs-cost report")
+    # the sweeps of one network (same name up to the _target suffix) are one figure
+    family = {s.name.split("_target")[0] for s in with_cost}
+    for name in family:
+        members = [s for s in SWEEPS if s.name.split("_target")[0] == name]
+        points = cost_points([r for s in members for r in collect_rows(s)])
+        assert len({p["target"] for p in points}) >= 3
+        arms = {p["arm"] for p in points if p["arm"] in ("finetune", "taylor", "slimming")}
+        for arm in arms:  # StrucSpars and the global pruners at every target
+            assert len([p for p in points if p["arm"] == arm]) >= 3, arm
+        expect = cost_markdown(points)
+        for s in members:
+            assert (s / "accuracy_vs_cost.md").read_text() == expect, s.name
