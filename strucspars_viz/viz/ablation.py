@@ -66,8 +66,7 @@ def plot_accuracy_vs_cost(points: Sequence[Mapping[str, float]], *, title: str |
         ax.set_xscale("log")
         ax.set_ylabel("top-1 (%)")
         ax.grid(alpha=0.3, which="both")
-    for ax in axes:  # log axes label the minor ticks too, which collide at this width
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor log ticks collide at this width
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title or "accuracy vs. complexity", fontsize=11)
     return fig
