@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("strucspars_viz.training.cli", "Algorithm 1 end to end: sparsify, reach the target, mask, finetune, compress"),
     "time": ("strucspars_viz.timing.cli", "wall time of dense, compressed and pruned models on CPU / CUDA (CSV + figure)"),
     "ablate": ("strucspars_viz.ablation.cli", "ablation arms (SPEC §7) and matched-cost pruning baselines over seeds, with statistics"),
+    "related": ("strucspars_viz.ablation.cli", "the related-designs table: StrucSpars, IGC-V2, SSC, narrow at matched parameters, with CPU latency"),
     "manifest": ("strucspars_viz.manifest", "check a committed results folder against its SHA256SUMS (or --write it)"),
 }
 

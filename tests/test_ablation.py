@@ -299,3 +299,23 @@ def test_shufflenet_arm_aligns_consecutive_groups_like_noshuffle(built):
     for arm in ("random", "fromscratch"):
         sp = built[arm][1]
         assert any((_inputs_reached(sp, a, b) > sp.layers[a].cin // sp.layers[a].groups).any() for a, b in pairs), arm
+
+
+def test_channelshuffle_arm_connects_every_group_to_every_group(built):
+    """Ours: P = identity, Q = the ShuffleNet shuffle. Each group of conv2 reads channels of every output
+    group of conv1, so every conv2 output is reached from all of conv1's inputs (C / G >= G here)."""
+    sp = built["channelshuffle"][1]
+    for s in (1, 2, 3):
+        for b in range(3):
+            first, second = f"layer{s}.{b}.conv1", f"layer{s}.{b}.conv2"
+            st = sp.layers[first]
+            assert np.array_equal(st.row_perm, np.arange(st.cout))
+            assert np.array_equal(sp.layers[second].col_perm, np.arange(st.cout).reshape(4, -1).T.reshape(-1))
+            assert (_inputs_reached(sp, first, second) == st.cin).all(), first
+
+
+def test_all_means_the_five_spec_arms():
+    from strucspars_viz.ablation.cli import parse_names
+
+    assert parse_names("all", A.ARMS, "arm", A.SPEC_ARMS) == list(A.SPEC_ARMS)
+    assert parse_names("channelshuffle,finetune", A.ARMS, "arm", A.SPEC_ARMS) == ["channelshuffle", "finetune"]

@@ -43,3 +43,26 @@ def test_committed_accuracy_vs_cost_spans_three_targets_and_comes_from_every_swe
         expect = cost_markdown(points)
         for s in members:
             assert (s / "accuracy_vs_cost.md").read_text() == expect, s.name
+
+
+DESIGNS_SWEEP = REPO / "results" / "designs_cifar10_resnet20"
+
+
+@pytest.mark.skipif(not (DESIGNS_SWEEP / "SHA256SUMS").is_file(), reason="no committed related-designs table")
+def test_committed_related_designs_table_comes_from_the_run_folders_and_the_timing():
+    """Issue 9: every row at the StrucSpars model's parameter count within 5 %, 2 seeds or more, and the
+    committed table is what the run folders and the committed timing summary give."""
+    from strucspars_viz.ablation.related import find_rows, related_markdown, related_table
+    from strucspars_viz.models.designs import TARGET_PARAMS
+    from strucspars_viz.timing import read_csv
+
+    rows = find_rows([REPO / "results" / "ablation_cifar10_resnet20", DESIGNS_SWEEP])
+    timing = read_csv(DESIGNS_SWEEP / "timing" / "summary.csv")
+    table = related_table(rows, timing)
+    for arm in ("fromscratch", "shufflenet", "igcv2", "ssc", "narrow"):  # the rows issue 9 names
+        assert arm in {t["arm"] for t in table}, arm
+    for t in table:
+        assert t["n"] >= 2 and abs(t["params"] / TARGET_PARAMS - 1) <= 0.05, t["arm"]
+        assert t["latency"], f"{t['arm']}: not timed"
+    batches = sorted({int(t["batch"]) for t in timing})
+    assert related_markdown(table, batches) == (DESIGNS_SWEEP / "related.md").read_text()

@@ -1,16 +1,24 @@
-"""The five ablation arms of SPEC §7, each a start payload made from one ``sparsified.pt``.
+"""The five ablation arms of SPEC §7 and one of ours, each a start payload made from one ``sparsified.pt``.
 
 All arms keep the sparsification run's per-layer ``G``; they differ in the weights and in ``P, Q``:
 
-============  ======================  ==========================================================
-arm           weights                 ``P, Q``
-============  ======================  ==========================================================
-finetune      trained (kept)          learned
-fromscratch   re-initialised          learned
-shufflenet    re-initialised          ``arange(C).reshape(G, C // G).T.flatten()`` for that layer's ``G``
-random        re-initialised          uniformly random (seeded per arm seed and layer)
-noshuffle     re-initialised          identities
-============  ======================  ==========================================================
+==============  ======================  ==========================================================
+arm             weights                 ``P, Q``
+==============  ======================  ==========================================================
+finetune        trained (kept)          learned
+fromscratch     re-initialised          learned
+shufflenet      re-initialised          ``arange(C).reshape(G, C // G).T.flatten()`` for that layer's ``G``
+random          re-initialised          uniformly random (seeded per arm seed and layer)
+noshuffle       re-initialised          identities
+channelshuffle  re-initialised          ``P`` identity, ``Q`` the shuffle above (ours, see below)
+==============  ======================  ==========================================================
+
+The first five are SPEC §7's (``--arms all``). With ``P = Q`` the SHUFFLENET arm aligns the groups of
+consecutive equal convs exactly as NOSHUFFLE does (conv ``l``'s output blocks, in its row order, are conv
+``l+1``'s input blocks in its column order), so it never moves a channel across groups. ``channelshuffle``
+(ours, asked for by name) is ShuffleNet's channel shuffle *between* consecutive group convs: outputs stay
+in natural order and every conv reads its inputs through the shuffle, so each of its groups takes
+channels from every group of the conv before.
 
 Re-initialisation: convs Kaiming normal (``fan_out``, ReLU gain: ``std = sqrt(2 / (Cout kh kw))``),
 bias 0; BatchNorm ``gamma = 1``, ``beta = 0``, running statistics reset; linear layers PyTorch's
@@ -31,12 +39,13 @@ from ..permutation import fixed_shuffle
 from ..sparsifier import StructuredSparsifier
 from ..training.artifacts import Weights, weights_payload
 
-__all__ = ["ARMS", "ARM_SHUFFLE", "arm_permutations", "build_arm", "reinitialise_", "arm_payload"]
+__all__ = ["ARMS", "SPEC_ARMS", "ARM_SHUFFLE", "arm_permutations", "build_arm", "reinitialise_", "arm_payload"]
 
-ARMS = ("finetune", "fromscratch", "shufflenet", "random", "noshuffle")
-#: arm -> which shuffle of permutation.SHUFFLES it uses
+SPEC_ARMS = ("finetune", "fromscratch", "shufflenet", "random", "noshuffle")
+ARMS = SPEC_ARMS + ("channelshuffle",)
+#: arm -> which shuffle of permutation.SHUFFLES it uses (channelshuffle: only Q, see the module docstring)
 ARM_SHUFFLE = {"finetune": "learned", "fromscratch": "learned", "shufflenet": "shufflenet",
-               "random": "random", "noshuffle": "none"}
+               "random": "random", "noshuffle": "none", "channelshuffle": "shufflenet"}
 
 
 def reinitialise_(model: nn.Module, seed: int) -> nn.Module:
@@ -63,7 +72,8 @@ def arm_permutations(arm: str, sparsifier: StructuredSparsifier, seed: int) -> d
     out = {}
     for i, (name, st) in enumerate(sparsifier.layers.items()):
         # random: distinct streams per layer and per arm seed (P from s, Q from s + 1)
-        out[name] = fixed_shuffle(kind, st.cout, st.cin, st.groups, seed=seed * 100_003 + 2 * i)
+        p, q = fixed_shuffle(kind, st.cout, st.cin, st.groups, seed=seed * 100_003 + 2 * i)
+        out[name] = (np.arange(st.cout, dtype=np.int64), q) if arm == "channelshuffle" else (p, q)
     return out
 
 

@@ -9,7 +9,11 @@
   every layer (so its shapes are the narrow model's, but its weights come from the trained model);
 * ``dense`` -- the unpruned model, re-initialised (trained with the re-initialised arms' budget);
 * ``narrow`` -- the same network with every width scaled uniformly (``CifarResNet(depth, width=w)``),
-  re-initialised, ``w`` the closest to the parameter target.
+  re-initialised, ``w`` the closest to the parameter target;
+* ``igcv2``, ``ssc``, ``shufflenet_units`` -- the related designs of SPEC §10 (issue 9): the
+  ResNet-20 skeleton built from IGC-V2 blocks, our structured-sparse-conv pattern, or ShuffleNet units
+  (:mod:`strucspars_viz.models.designs`), at the registered width, which must land within
+  :data:`DESIGN_TOL` of the target; re-initialised and trained as ``narrow``.
 
 Each pruned baseline is brought to the StrucSpars model's parameter count ``N*`` (the compressed
 model of ``sparsified.pt``, :func:`target_params`) by bisecting Torch-Pruning's ``pruning_ratio``
@@ -30,17 +34,21 @@ from ..models import build_model
 from ..models.cifar_resnet import CifarResNet
 from ..training.artifacts import Weights
 
-__all__ = ["BASELINES", "PRUNERS", "GLOBAL", "PARAM_TOL", "NARROW_TOL", "target_params", "prune_to_params",
-           "narrow_model", "torch_pruning_version"]
+__all__ = ["BASELINES", "PRUNERS", "DESIGNS", "GLOBAL", "PARAM_TOL", "NARROW_TOL", "DESIGN_TOL", "target_params",
+           "prune_to_params", "narrow_model", "design_model", "torch_pruning_version"]
 
 PRUNERS = ("slimming", "taylor", "magnitude")
-BASELINES = PRUNERS + ("dense", "narrow")
+#: baseline name -> the registered design network (models/designs.py) it trains
+DESIGNS = {"igcv2": "igcv2_resnet20", "ssc": "ssc_resnet20", "shufflenet_units": "shufflenet_resnet20"}
+BASELINES = PRUNERS + ("dense", "narrow") + tuple(DESIGNS)
 GLOBAL = ("slimming", "taylor")
 #: under global ranking no layer loses more than this share of its channels (none is cut to nothing)
 MAX_LAYER_RATIO = 0.9
 PARAM_TOL = 0.02
 #: a uniform width moves the count in steps of ~2/w (about 15-25 % at CIFAR widths)
 NARROW_TOL = 0.15
+#: issue 9: the related designs are compared at the StrucSpars model's parameter count within 5 %
+DESIGN_TOL = 0.05
 
 
 def torch_pruning_version() -> str:
@@ -160,6 +168,33 @@ def narrow_model(model_name: str, num_classes: int, target: int, *, widths: Iter
     model = CifarResNet(depth, num_classes, width=width)
     n = count_params(model)
     return model, {"width": width, "params": n, "target": int(target), "rel_diff": n / target - 1}
+
+
+def design_model(design: str, model_name: str, num_classes: int, target: int, *,
+                 tol: float = DESIGN_TOL) -> tuple[nn.Module, dict]:
+    """The registered design network of baseline ``design`` (:data:`DESIGNS`), checked against ``target``.
+
+    The trainer rebuilds a network from its registered name, so only the registered width can be
+    trained: it must be the width :func:`~strucspars_viz.models.designs.matched_width` picks for
+    ``target`` (within ``tol``), else a ValueError says which width the target needs.
+    """
+    from ..models.designs import DEFAULT_WIDTHS, TARGET_PARAMS, matched_width
+
+    name = DESIGNS[design]
+    if model_name != "resnet20":
+        raise ValueError(f"{design} baseline: the design networks share the CIFAR ResNet-20 skeleton; this sweep's "
+                         f"model is {model_name!r} (allowed: resnet20)")
+    try:
+        match = matched_width(name, target, num_classes, tol=tol)
+    except ValueError as err:
+        raise ValueError(f"{design} baseline: {err}") from None
+    if match.width != DEFAULT_WIDTHS[name]:
+        raise ValueError(f"{design} baseline: {target:,} parameters need {name} at width {match.width}, but it is "
+                         f"registered at width {DEFAULT_WIDTHS[name]} (matched to {TARGET_PARAMS:,}); the trainer "
+                         "builds registered networks only")
+    model = build_model(name, num_classes=num_classes)
+    return model, {"design": name, "width": match.width, "params": match.params, "target": int(target),
+                   "rel_diff": match.rel_error}
 
 
 def cost(model: nn.Module, input_size) -> dict:

@@ -36,7 +36,7 @@ from ..training.artifacts import read_weights, weights_payload
 from ..training.config import TrainConfig
 from ..training.io import torch_save_atomic, write_json
 from .arms import ARMS, arm_payload, reinitialise_
-from .baselines import BASELINES, PRUNERS, narrow_model, prune_to_params, target_params
+from .baselines import BASELINES, DESIGNS, PRUNERS, cost, design_model, narrow_model, prune_to_params, target_params
 
 __all__ = ["Job", "JOB_LOG", "REUSE_IGNORES", "SLIMMING_L1", "job_dir", "pretrain_dir", "is_done", "plan_jobs",
            "run_job", "read_job_log"]
@@ -227,7 +227,7 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
         if not file.is_file():
             torch_save_atomic(arm_payload(start, job.arm, job.seed, cfg.to_dict()), file)
         return cfg_job
-    cfg_job = cfg_job.replace(mode="dense")
+    cfg_job = cfg_job.replace(mode="dense", model=DESIGNS.get(job.arm, start.model))
     if file.is_file():
         return cfg_job
     target = target_params(start)
@@ -240,6 +240,14 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
         model, match = narrow_model(start.model, start.num_classes, target)
         reinitialise_(model, job.seed)
         info.update(match)
+    elif job.arm in DESIGNS:
+        model, match = design_model(job.arm, start.model, start.num_classes, target)
+        reinitialise_(model, job.seed)
+        # the sweep model's dense cost, for the CSV's ratios (the design's own run has no dense reference)
+        from ..models import build_model
+
+        dense = cost(build_model(start.model, num_classes=start.num_classes), model_entry(start.model).input_size)
+        info.update(match, params_dense=dense["params"], macs_dense=dense["macs"])
     else:
         assert job.arm in PRUNERS
         slim = job.arm == "slimming"
@@ -264,7 +272,7 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
     info["params"] = sum(p.numel() for p in model.parameters())
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "baseline.json", info)
-    torch_save_atomic(weights_payload(start.model, start.num_classes, model.state_dict(), mode="dense",
+    torch_save_atomic(weights_payload(cfg_job.model, start.num_classes, model.state_dict(), mode="dense",
                                       config=cfg.to_dict(), sparsifier=None), file)
     return cfg_job
 

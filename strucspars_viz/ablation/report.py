@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .arms import ARMS
-from .baselines import BASELINES
+from .baselines import BASELINES, DESIGNS
 from .stats import spread, welch_p
 
 __all__ = ["BUDGET_PEER", "COLUMNS", "ORDER", "collect_rows", "cost_points", "write_csv", "read_csv",
@@ -33,7 +33,8 @@ ORDER = ARMS + BASELINES
 #: (a pruned baseline's dense pretraining is as long as the sparsification phase FINETUNE inherits;
 #: dense and narrow are re-initialised and get the finetuning epochs only, as FROMSCRATCH)
 BUDGET_PEER = {"slimming": "finetune", "taylor": "finetune", "magnitude": "finetune",
-               "dense": "fromscratch", "narrow": "fromscratch"}
+               "dense": "fromscratch", "narrow": "fromscratch",
+               **{design: "fromscratch" for design in DESIGNS}}
 
 
 def _pct(x) -> float:
@@ -52,13 +53,19 @@ def collect_rows(out: str | Path) -> list[dict]:
             s = json.loads(file.read_text())
             base = arm in BASELINES
             ratio = s.get("params_ratio") or s["params"] / s["params_dense"]
+            macs_ratio = s.get("macs_ratio") or math.nan
+            info = folder / "baseline.json"
+            reference = json.loads(info.read_text()) if info.is_file() else {}
+            if "params_dense" in reference:  # a design network: its run's dense reference is itself
+                ratio = s["params"] / reference["params_dense"]
+                macs_ratio = s["macs"] / reference["macs_dense"]
             cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
             rows.append({
                 "arm": arm, "seed": int(folder.name[4:]), "top1": _pct(s.get("top1")), "top5": _pct(s.get("top5")),
                 "params": int(s["params"]), "macs": int(s["macs"]),
                 "sparsity": (1.0 - ratio) if base else float(s.get("sparsity", math.nan)),
                 "target": float(cfg.get("target", math.nan)), "params_ratio": ratio,
-                "macs_ratio": s.get("macs_ratio") or math.nan, "finetune_epochs": s.get("epochs", {}).get("finetune"),
+                "macs_ratio": macs_ratio, "finetune_epochs": s.get("epochs", {}).get("finetune"),
                 "kind": "baseline" if base else "arm",
             })
     return rows
@@ -123,6 +130,8 @@ def markdown_table(table: Sequence[dict], title: str = "Ablation (top-1 %, compr
               "t-test (scipy.stats.ttest_ind, equal_var=False), for an arm against the row above, for a baseline "
               "against the arm with the same training budget (pruned baselines: finetune, whose sparsification "
               "phase is as long as their dense pretraining; dense and narrow: fromscratch); n/a where n < 2."]
+    if any(t["arm"] in DESIGNS for t in table):
+        lines.append("Related designs (igcv2, ssc, shufflenet_units) are re-initialised like narrow: against fromscratch.")
     return "\n".join(lines) + "\n"
 
 

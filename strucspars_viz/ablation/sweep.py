@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .arms import ARMS
+from .arms import SPEC_ARMS
 from .jobs import check_run, plan_jobs
 from .launch import launch
 from .report import write_report
@@ -30,7 +30,7 @@ def quick_run(out: str | Path, *, threads: int | None = None) -> Path:
     return folder
 
 
-def run_ablation(run: str | Path | None, out: str | Path, *, arms: Sequence[str] = ARMS,
+def run_ablation(run: str | Path | None, out: str | Path, *, arms: Sequence[str] = SPEC_ARMS,
                  seeds: Sequence[int] = (0, 1, 2), baselines: Sequence[str] = (),
                  baseline_seeds: Sequence[int] | None = None, finetune_epochs: int | None = None,
                  launcher: str = "local", n_jobs: int = 1, quick: bool = False, threads: int | None = None,

@@ -5,6 +5,13 @@ Both are products of group convolutions and channel permutations, built as one `
 ``forward`` computes. BatchNorm and ReLU follow the whole product (SPEC §10's IGC-V1 recipe: "... shuffle,
 BN, ReLU"; we use the same for IGC-V2, keeping the product linear as in ``x' = P_L W_L ... P_1 W_1 x``).
 ``relu=False`` drops the final ReLU (for the second block of a residual unit, added before the sum).
+
+Speed: an IGC-V2 block's 1x1 stages are linear, so in training mode (``dense_forward=None``, the default)
+their product ``M = P_L W_L ... P_2 W_2`` is formed as one ``C x C`` matrix (autograd flows back to the
+sparse factors) and applied as a single dense 1x1 conv. On a CPU this is 3-4x faster than the chain of
+grouped convs and channel gathers; it computes the same function (tested). In eval mode the staged
+product runs, so the MAC counter (which counts in eval mode) sees the design's own structured-sparse ops.
+``dense_forward=True`` / ``False`` forces one path in both modes (e.g. to time the two).
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..permutation import shufflenet_permutation
@@ -92,6 +100,7 @@ class IGCV2Block(nn.Module):
                 f"or any factorisation: designs.factor_branch_sizes({c}, {len(sizes)}))"
             )
         self.channels, self.branch_sizes = c, sizes
+        self.dense_forward: bool | None = None
         self.body = nn.Sequential()
         self.body.add_module("w1", nn.Conv2d(c, c, kernel_size, stride, kernel_size // 2, groups=c, bias=False))
         for l, k in enumerate(sizes, start=2):
@@ -101,5 +110,25 @@ class IGCV2Block(nn.Module):
         if relu:
             self.body.add_module("relu", nn.ReLU(inplace=True))
 
+    def stage_product(self) -> torch.Tensor:
+        """``M = P_L W_L ... P_2 W_2`` as a differentiable ``(C, C)`` matrix: ``y = M x`` per pixel."""
+        m = None
+        for l in range(2, len(self.branch_sizes) + 2):
+            conv, perm = getattr(self.body, f"w{l}"), getattr(self.body, f"p{l}").perm
+            g = conv.groups
+            w = conv.weight.view(g, self.channels // g, self.channels // g)
+            stage = torch.block_diag(*w)[perm]  # W_l, then y = x[:, perm]: rows picked by perm
+            m = stage if m is None else stage @ m
+        return m
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        dense = self.training if self.dense_forward is None else self.dense_forward
+        if not dense:
+            return self.body(x)
+        y = self.body.w1(x)
+        y = F.conv2d(y, self.stage_product()[:, :, None, None])
+        for name, module in self.body.named_children():
+            if name in ("bn", "relu"):
+                y = module(y)
+        return y
+

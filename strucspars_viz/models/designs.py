@@ -7,10 +7,12 @@ pool, linear classifier); only the inside of the residual units and the width ``
 * ``igcv2_resnet20``: each 3x3 conv of a BasicBlock becomes an :class:`~..designs.IGCV2Block` with two
   1x1 stages (``factor_branch_sizes(C, 2)``; balanced where ``C`` is a square); a transition unit puts a
   dense 1x1 conv ``C -> 2C`` between its two blocks.
-* ``ssc_resnet20``: each 3x3 conv becomes a :class:`~..designs.StructuredSparseConv2d` with ``G = 4``
-  groups, full 3x3 kernels on the own input group, centre taps on the next 2 and nothing on the last
-  (our pattern, see :mod:`..designs.ssc`): ``(9 + 2) / 36`` of the dense weights. (With centre taps
-  on all 3 other groups no multiple-of-4 width lands within 5 % of the target: 16 -> -27 %, 20 -> +13 %.)
+* ``ssc_resnet20``: each 3x3 conv becomes a :class:`~..designs.StructuredSparseConv2d` with ``G = 16``
+  groups, full 3x3 kernels on a window of 3 input groups (its own and the next two), centre taps on
+  the next 8 and nothing on the last 5 (our pattern, see :mod:`..designs.ssc`): ``(3 * 9 + 8) / (16 * 9)
+  = 24.3 %`` of the dense weights, at ResNet-20's own widths (16, 32, 64). Of the spans with centre
+  taps, ``f = 3, h = 8`` is the one closest to the target at width 16 (``h = 7``: -2.6 %, ``h = 9``:
+  +2.7 %); with ``G = 4`` no multiple-of-4 width lands within 5 % (12: -30 %, 16: +24 % for ``f = 1, h = 2``).
 * ``shufflenet_resnet20``: each unit is a :class:`~..designs.ShuffleNetUnit` (``g = 4``, bottleneck
   ``mid = Cout / 4`` rounded to a multiple of ``g``).
 * ``resnet20_narrow``: the dense ResNet-20 with a smaller ``w``.
@@ -19,8 +21,10 @@ Shape-changing units use a 1x1 conv + BN projection shortcut. Every network thus
 convs besides the stem (projections, transition 1x1s, or all of them), so ``StructuredSparsifier`` can
 be built on it; the design's own grouped convs are left alone (the sparsifier skips grouped convs).
 
-**Target**: the committed StrucSpars ResNet-20 50 % model (``results/cifar10_resnet20/README.md``) has
-**129,626** parameters after compression (:data:`TARGET_PARAMS`). The default widths below
+**Target**: the StrucSpars ResNet-20 of the 75 % ablation sweep
+(``results/ablation_cifar10_resnet20/README.md``) has **70,106** parameters after compression
+(:data:`TARGET_PARAMS`); that sweep's FROMSCRATCH, SHUFFLENET and narrow rows are the other rows of the
+related-designs table (``results/designs_cifar10_resnet20/``). The default widths below
 (:data:`DEFAULT_WIDTHS`) are what :func:`matched_width` picks for that target (within 5 %); the test
 suite asserts it.
 """
@@ -38,10 +42,10 @@ from .registry import register_model
 
 __all__ = ["TARGET_PARAMS", "DEFAULT_WIDTHS", "WIDTH_CANDIDATES", "DesignResNet", "DESIGN_BUILDERS", "matched_width"]
 
-#: parameters of the committed StrucSpars ResNet-20 50 % model (results/cifar10_resnet20/README.md)
-TARGET_PARAMS = 129_626
+#: parameters of the StrucSpars ResNet-20 at 75 % (results/ablation_cifar10_resnet20/README.md)
+TARGET_PARAMS = 70_106
 
-SSC_GROUPS, SSC_CENTRE_SPAN = 4, 2
+SSC_GROUPS, SSC_FULL_SPAN, SSC_CENTRE_SPAN = 16, 3, 8
 SHUFFLE_GROUPS = 4
 IGC_STAGES = 2
 
@@ -76,9 +80,9 @@ def _igcv2_body(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 def _ssc_body(c_in: int, c_out: int, stride: int) -> nn.Module:
     body = nn.Sequential(
-        StructuredSparseConv2d(c_in, c_out, 3, SSC_GROUPS, 1, SSC_CENTRE_SPAN, stride),
+        StructuredSparseConv2d(c_in, c_out, 3, SSC_GROUPS, SSC_FULL_SPAN, SSC_CENTRE_SPAN, stride),
         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        StructuredSparseConv2d(c_out, c_out, 3, SSC_GROUPS, 1, SSC_CENTRE_SPAN),
+        StructuredSparseConv2d(c_out, c_out, 3, SSC_GROUPS, SSC_FULL_SPAN, SSC_CENTRE_SPAN),
         nn.BatchNorm2d(c_out),
     )
     return _ResidualUnit(body, c_in, c_out, stride)
@@ -129,17 +133,17 @@ DESIGN_BUILDERS: dict[str, Callable[..., nn.Module]] = {
 #: candidate widths searched by matched_width
 WIDTH_CANDIDATES: dict[str, range] = {
     "igcv2_resnet20": range(16, 97, 4),
-    "ssc_resnet20": range(8, 41, SSC_GROUPS),
+    "ssc_resnet20": range(SSC_GROUPS, 65, SSC_GROUPS),
     "shufflenet_resnet20": range(32, 161, SHUFFLE_GROUPS),
     "resnet20_narrow": range(4, 17),
 }
 
 #: widths matched to TARGET_PARAMS (asserted by tests/test_designs_models.py)
 DEFAULT_WIDTHS: dict[str, int] = {
-    "igcv2_resnet20": 52,  # 130,686 params (+0.8 %); branch sizes (4, 13), (8, 13), (13, 16)
-    "ssc_resnet20": 20,  # 134,910 params (+4.1 %)
-    "shufflenet_resnet20": 80,  # 125,710 params (-3.0 %)
-    "resnet20_narrow": 11,  # 129,359 params (-0.2 %)
+    "igcv2_resnet20": 36,  # 72,370 params (+3.2 %); branch sizes (6, 6), (8, 9), (12, 12)
+    "ssc_resnet20": 16,  # 70,170 params (+0.1 %)
+    "shufflenet_resnet20": 60,  # 72,790 params (+3.8 %)
+    "resnet20_narrow": 8,  # 68,786 params (-1.9 %): the 75 % sweep's narrow baseline
 }
 
 

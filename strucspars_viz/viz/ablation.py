@@ -4,6 +4,8 @@
   interval (arms of the StrucSpars ablation and the baselines in two colours);
 * :func:`plot_accuracy_vs_cost` -- the paper's "Accuracy vs. Complexity" plot: mean top-1 against
   parameters and against MACs (log axes), one line per method across targets, sd as whiskers;
+* :func:`plot_related` -- the related-designs table (issue 9): mean top-1 (sd whiskers) against CPU
+  latency, with an arrow to the same network's dense-equivalent forward where it has one;
 * :func:`plot_arm_orders` -- one layer's ``S' = S[P][:, Q]`` under several orders (learned,
   ShuffleNet, random, identity) with the same ``G``'s block grid.
 """
@@ -18,7 +20,7 @@ from matplotlib.ticker import NullFormatter
 from .matrices import plot_norm_matrix
 from .style import new_figure
 
-__all__ = ["plot_ablation", "plot_accuracy_vs_cost", "plot_arm_orders"]
+__all__ = ["plot_ablation", "plot_accuracy_vs_cost", "plot_related", "plot_arm_orders"]
 
 
 def plot_ablation(values: Mapping[str, Sequence[float]], ci: Mapping[str, tuple[float, float]] | None = None, *,
@@ -69,6 +71,32 @@ def plot_accuracy_vs_cost(points: Sequence[Mapping[str, float]], *, title: str |
         ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor log ticks collide at this width
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title or "accuracy vs. complexity", fontsize=11)
+    return fig
+
+
+def plot_related(table: Sequence[Mapping], *, batch: int = 64, title: str | None = None) -> Figure:
+    """``table``: rows with ``arm``, ``mean``, ``sd`` and ``latency`` ``{(variant, batch): ms}``, as
+    :func:`strucspars_viz.ablation.related.related_table` returns them; rows without a time are skipped."""
+    fig = new_figure((7.5, 4.0))
+    ax = fig.add_subplot()
+    for t in table:
+        own = t["latency"].get((t["arm"], batch))
+        if own is None:
+            continue
+        line = ax.errorbar(own, t["mean"], yerr=np.nan_to_num(t["sd"]), marker="o", ms=5, capsize=3, lw=1,
+                           label=t["arm"])
+        fast = t["latency"].get((f"{t['arm']}:dense_forward", batch))
+        if fast is not None:
+            ax.annotate("", xy=(fast, t["mean"]), xytext=(own, t["mean"]),
+                        arrowprops={"arrowstyle": "->", "color": line[0].get_color(), "lw": 1})
+            ax.plot(fast, t["mean"], marker="o", ms=5, mfc="none", color=line[0].get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel(f"CPU latency, batch {batch} (ms, median; log)")
+    ax.set_ylabel("top-1 (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.set_title(title or "related designs: accuracy vs latency (hollow: dense-equivalent forward)", fontsize=10)
     return fig
 
 

@@ -1,0 +1,72 @@
+"""The dense-equivalent training forward of IGC-V2 blocks and SSC convs computes the same function as
+their structured ops (values and gradients), and eval mode keeps the structured ops for the MAC count."""
+import copy
+
+import pytest
+import torch
+
+from strucspars_viz import count_params_macs
+from strucspars_viz.designs import IGCV2Block, StructuredSparseConv2d
+
+CASES = {
+    "igcv2 C=36 K=(6,6) stride 2": lambda: IGCV2Block(36, (6, 6), stride=2),
+    "igcv2 C=24 K=(2,3,4)": lambda: IGCV2Block(24, (2, 3, 4), relu=False),
+    "ssc G=16 f=3 h=8 stride 2": lambda: StructuredSparseConv2d(16, 32, 3, 16, 3, 8, stride=2, bias=True),
+    "ssc G=4 f=1 h=2": lambda: StructuredSparseConv2d(12, 8, 3, 4, 1, 2),
+    "ssc pointwise": lambda: StructuredSparseConv2d.pointwise(8, 6, bias=True),
+    "ssc depthwise 5x5": lambda: StructuredSparseConv2d.depthwise(6, 5),
+}
+
+
+def _pair(make):
+    torch.manual_seed(0)
+    fast = make().train()
+    with torch.no_grad():  # BN affine away from 1 / 0, so that a wrong path through it shows
+        for p in fast.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    slow = copy.deepcopy(fast)
+    slow.dense_forward = False
+    return fast, slow
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_dense_forward_equals_the_structured_ops(case):
+    fast, slow = _pair(CASES[case])
+    cin = fast.channels if isinstance(fast, IGCV2Block) else fast.in_channels
+    x = torch.randn(3, cin, 11, 11, generator=torch.Generator().manual_seed(1))
+    y_fast, y_slow = fast(x), slow(x)  # training mode: dense path vs staged path
+    assert torch.allclose(y_fast, y_slow, atol=1e-5, rtol=1e-4)
+    w = torch.randn_like(y_fast)
+    (y_fast * w).sum().backward()
+    (y_slow * w).sum().backward()
+    for (name, a), (_, b) in zip(fast.named_parameters(), slow.named_parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4, rtol=1e-3), name
+    for (name, a), (_, b) in zip(fast.named_buffers(), slow.named_buffers()):  # BN running statistics
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_eval_mode_runs_and_counts_the_structured_ops(case):
+    fast, slow = _pair(CASES[case])
+    cin = fast.channels if isinstance(fast, IGCV2Block) else fast.in_channels
+    dense = copy.deepcopy(fast)
+    dense.dense_forward = True
+    x = torch.randn(2, cin, 7, 7)
+    for m in (fast, slow, dense):
+        m.eval()
+    with torch.no_grad():
+        assert torch.allclose(fast(x), dense(x), atol=1e-5, rtol=1e-4)
+    macs = count_params_macs(fast, (cin, 7, 7)).macs
+    assert macs == count_params_macs(slow, (cin, 7, 7)).macs  # default eval path = the structured ops
+    if isinstance(fast, StructuredSparseConv2d):
+        out = fast(x).shape[-1]
+        assert macs == fast.param_count() * out * out  # closed form: kept weights x output positions
+    else:
+        out = fast(x).shape[-1]
+        k2 = fast.body.w1.kernel_size[0] ** 2
+        assert macs == (k2 * fast.channels + fast.channels * sum(fast.branch_sizes)) * out * out
+    dense_macs = count_params_macs(dense, (cin, 7, 7)).macs
+    if "pointwise" in case:  # the pattern is already dense
+        assert dense_macs == macs
+    else:  # the dense path does more work
+        assert dense_macs > macs
