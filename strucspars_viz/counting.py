@@ -5,7 +5,9 @@ Two counters, named by ``counter=``:
 * ``"torch"`` (default): ``torch.utils.flop_counter.FlopCounterMode``, which counts 2 FLOPs per
   multiply-accumulate of convolutions and matrix products (linear layers) from the real weight
   shapes, so grouped convs are counted correctly; MACs = FLOPs / 2. **Only convolution and linear
-  MACs**: BatchNorm, ReLU, pooling and the residual additions are not counted.
+  MACs**: BatchNorm, ReLU, pooling and the residual additions are not counted. Modules with a
+  ``dense_forward`` switch (IGC-V2 blocks, structured sparse convs) run a dense-equivalent forward by
+  default; they are counted with the switch off, by their structured-sparse ops.
   Dense ResNet-50 at 224x224: 4.089 G MACs, 25.557 M parameters.
 * ``"thop"``: Ultralytics THOP (``pip install ultralytics-thop``), the counter behind the paper's
   "GFLOPs" (which are MACs, SPEC §6). Besides conv and linear it adds BatchNorm (4 per output element
@@ -78,6 +80,9 @@ def count_params_macs(
                     dtype=first.dtype if first is not None else torch.float32)
     was_training = model.training
     model.eval()
+    switches = [m for m in model.modules() if getattr(m, "dense_forward", None) is True]
+    for m in switches:
+        m.dense_forward = False
     try:
         if counter == "thop":
             return ModelCost(int(params), _thop_macs(model, x))
@@ -85,4 +90,6 @@ def count_params_macs(
             model(x)
     finally:
         model.train(was_training)
+        for m in switches:
+            m.dense_forward = True
     return ModelCost(int(params), int(flops.get_total_flops() // 2))

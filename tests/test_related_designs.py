@@ -40,7 +40,7 @@ def test_related_table_statistics_and_latency():
     rows += [_row("igcv2", s, v) for s, v in enumerate([70.0, 71.5])] + [_row("narrow", 0, 69.0)]
     timing = [{"variant": "fromscratch", "batch": 1, "median_ms": 2.0, "status": "ok"},
               {"variant": "igcv2", "batch": 1, "median_ms": 5.0, "status": "ok"},
-              {"variant": "igcv2:dense_forward", "batch": 1, "median_ms": 3.0, "status": "ok"},
+              {"variant": "igcv2:structured", "batch": 1, "median_ms": 3.0, "status": "ok"},
               {"variant": "narrow", "batch": 1, "median_ms": None, "status": "skipped: x"}]
     table = related_table(rows, timing)
     assert [t["arm"] for t in table] == ["fromscratch", "igcv2", "narrow"]  # table order, absent rows left out
@@ -48,9 +48,9 @@ def test_related_table_statistics_and_latency():
     assert ig["n"] == 2 and ig["mean"] == pytest.approx(70.75) and ig["sd"] == pytest.approx(math.sqrt(1.125))
     assert ig["p"] == pytest.approx(welch_p([73.0, 74.0, 72.5], [70.0, 71.5]))
     assert math.isnan(table[0]["p"]) and math.isnan(table[2]["p"]) and math.isnan(table[2]["sd"])
-    assert ig["latency"] == {("igcv2", 1): 5.0, ("igcv2:dense_forward", 1): 3.0} and table[2]["latency"] == {}
+    assert ig["latency"] == {("igcv2", 1): 5.0, ("igcv2:structured", 1): 3.0} and table[2]["latency"] == {}
     md = related_markdown(table, batches=(1,))
-    assert "| IGC-V2 blocks (igcv2_resnet20) | 2 | 70.75 | 1.06 | " in md and "| 5.00 (3.00 dense) |" in md
+    assert "| IGC-V2 blocks (igcv2_resnet20) | 2 | 70.75 | 1.06 | " in md and "| 5.00 (3.00 structured) |" in md
     assert "| narrow dense ResNet-20 | 1 | 69.00 | n/a | n/a | 70,000 | 10,000,000 | n/a |" in md
 
 
@@ -76,7 +76,7 @@ def test_design_baselines_train_and_the_table_is_written(tmp_path):
     assert rows["ssc"]["sparsity"] == pytest.approx(1 - rows["ssc"]["params"] / 272_474)
     table = write_related(tmp_path / "table", [out], batches=(1,), repeats=2, progress=False)
     assert [t["arm"] for t in table] == ["fromscratch", "igcv2", "ssc"]
-    assert set(table[1]["latency"]) == {("igcv2", 1), ("igcv2:dense_forward", 1)}
+    assert set(table[1]["latency"]) == {("igcv2", 1), ("igcv2:structured", 1)}
     assert {"related.csv", "related.md", "related.png", "timing"} <= {p.name for p in (tmp_path / "table").iterdir()}
     with pytest.raises(ValueError, match=r"fromscratch has finished jobs in .* and in"):
         shutil.copytree(out / "fromscratch", tmp_path / "other" / "fromscratch")

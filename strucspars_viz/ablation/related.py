@@ -4,11 +4,11 @@ Every row is a set of finished jobs of ablation sweeps (``SWEEP/<arm>/seed<k>/``
 StrucSpars arms of SPEC §7 and the baselines of :mod:`.baselines`, all trained by the same trainer with
 the same schedule and seeds, at the StrucSpars model's parameter count. The table gives per row the
 top-1 mean +- sd over seeds, Welch's p against the learned structure (:data:`REFERENCE`), parameters,
-MACs (the counter runs in eval mode, so the designs are counted with their structured-sparse ops) and
-the median CPU latency of seed 0's deployable model, timed by :func:`..timing.run_sweep` (interleaved
-rounds, warm-up) in eval mode. The design networks are timed twice: as built (their structured ops)
-and with ``dense_forward=True`` (IGC-V2's 1x1 stages multiplied into one dense 1x1, SSC's kernel scattered
-into a dense conv), the fastest way to run them here.
+MACs (the designs counted by their structured-sparse ops) and the median CPU latency of seed 0's
+deployable model, timed by :func:`..timing.run_sweep` (interleaved rounds, warm-up) in eval mode. The
+design networks are timed twice: as built (their dense-equivalent forward: IGC-V2's 1x1 stages multiplied
+into one dense 1x1, SSC's kernel scattered into a dense conv) and with ``dense_forward=False`` (their
+structured ops: grouped convs and channel gathers).
 
 Outputs in ``OUT``: ``related.csv`` (one row per job), ``related.md`` (the table), ``related.png``
 (accuracy vs latency) and ``timing/`` (the harness's ``summary.csv``, ``raw.csv``, ``environment.json``).
@@ -41,8 +41,8 @@ ROWS: tuple[tuple[str, str], ...] = (
 )
 REFERENCE = "fromscratch"
 CSV_COLUMNS = ("arm", "seed", "top1", "top5", "params", "macs", "finetune_epochs", "sweep")
-#: rows whose networks also have a dense-equivalent forward (``dense_forward=True``)
-DENSE_FORWARD = ("igcv2", "ssc")
+#: rows whose networks can also run their structured ops (``dense_forward=False``)
+STRUCTURED = ("igcv2", "ssc")
 
 
 def find_rows(sweeps: Iterable[str | Path]) -> list[dict]:
@@ -83,11 +83,11 @@ def run_model(folder: str | Path) -> nn.Module:
     return compress(model, w.sparsifier, fold=True) if w.sparsifier else model
 
 
-def _dense_forward(model: nn.Module) -> nn.Module:
+def _structured(model: nn.Module) -> nn.Module:
     out = copy.deepcopy(model)
     for m in out.modules():
         if hasattr(m, "dense_forward"):
-            m.dense_forward = True
+            m.dense_forward = False
     return out
 
 
@@ -108,8 +108,8 @@ def time_rows(rows: Sequence[dict], *, batches: Sequence[int] = (1, 64), repeats
         cost = count_params_macs(model, (3, 32, 32))
         variants.append(Variant(arm, model, (3, 32, 32), family=arm, reference=REFERENCE,
                                 params=cost.params, macs=cost.macs))
-        if arm in DENSE_FORWARD:
-            variants.append(Variant(f"{arm}:dense_forward", _dense_forward(model), (3, 32, 32), family=arm,
+        if arm in STRUCTURED:
+            variants.append(Variant(f"{arm}:structured", _structured(model), (3, 32, 32), family=arm,
                                     reference=REFERENCE, params=cost.params, macs=cost.macs))
     return run_sweep(variants, configs_for(batches), repeats=repeats, device="cpu", memory=False, progress=progress)
 
@@ -151,15 +151,15 @@ def related_markdown(table: Sequence[dict], batches: Sequence[int] = (1, 64)) ->
         cells = []
         for b in batches:
             own = t["latency"].get((t["arm"], b))
-            fast = t["latency"].get((f"{t['arm']}:dense_forward", b))
-            cells.append(_ms(own) + ("" if fast is None else f" ({_ms(fast)} dense)"))
+            slow = t["latency"].get((f"{t['arm']}:structured", b))
+            cells.append(_ms(own) + ("" if slow is None else f" ({_ms(slow)} structured)"))
         lines.append(f"| {t['label']} | {t['n']} | {t['mean']:.2f} | {sd} | {p} | {t['params']:,.0f} | "
                      f"{t['macs']:,.0f} | " + " | ".join(cells) + " |")
     lines += ["", "sd: sample standard deviation over seeds; p: Welch's t-test (scipy.stats.ttest_ind, "
               "equal_var=False) against the first row; n/a where n < 2. MACs: convolutions and linear layers, "
-              "counted in eval mode (the designs' own structured-sparse ops). Latency: median over interleaved "
-              "rounds of seed 0's model in eval mode (eager, fp32, NCHW, this machine's CPU; see timing/); "
-              "\"dense\": the same network with its structured product run as one dense conv (dense_forward=True)."]
+              "the designs counted by their structured-sparse ops. Latency: median over interleaved rounds of seed 0's "
+              "model in eval mode (eager, fp32, NCHW, this machine's CPU; see timing/), the designs as built (their "
+              "dense-equivalent forward) and, in brackets, through their structured ops (dense_forward=False)."]
     return "\n".join(lines) + "\n"
 
 

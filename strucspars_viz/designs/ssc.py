@@ -29,12 +29,11 @@ another gather, with the same stride. With padding ``k // 2`` (``k`` odd) the ce
 dense conv with :meth:`StructuredSparseConv2d.dense_weight`. Both parts are ordinary ``nn.Conv2d``
 modules (counted by the MAC counter, seen by :mod:`strucspars_viz.designs.paths`).
 
-Speed: the gathers and narrow grouped convs are slow on a CPU (about 11x a dense ResNet-20 step for
-``G = 16, f = 3, h = 8``). So in training mode (``dense_forward=None``, the default) the layer scatters its
+Speed: the gathers and narrow grouped convs are slow on a CPU (a training step about 11x a dense
+ResNet-20 step for ``G = 16, f = 3, h = 8``). So by default (``dense_forward=True``) the layer scatters its
 weights into the dense ``(Cout, Cin, k, k)`` kernel (differentiably) and runs one dense conv: the same
-function at the speed of its dense equivalent. In eval mode the two structured parts run, so the MAC
-counter (which counts in eval mode) counts the pattern's own multiply-accumulates. ``dense_forward=True`` /
-``False`` forces one path in both modes.
+function at the speed of its dense equivalent. ``dense_forward=False`` runs the two structured parts, and
+:func:`strucspars_viz.counting.count_params_macs` counts them (the pattern's own multiply-accumulates).
 """
 from __future__ import annotations
 
@@ -132,7 +131,7 @@ class StructuredSparseConv2d(nn.Module):
             # A gather that is the identity (e.g. f = 1, or G = 1) is skipped in forward.
             identity[name] = bool(np.array_equal(idx, np.arange(in_channels)))
         self._full_identity, self._centre_identity = identity["full_index"], identity["centre_index"]
-        self.dense_forward: bool | None = None
+        self.dense_forward = True
 
     # ------------------------------------------------------------------ the three special cases
     @classmethod
@@ -189,7 +188,7 @@ class StructuredSparseConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(f"StructuredSparseConv2d expects {self.in_channels} input channels, got {x.shape[1]}")
-        if self.training if self.dense_forward is None else self.dense_forward:
+        if self.dense_forward:
             bias = next((part.bias for part in (self.full, self.centre) if part is not None and part.bias is not None), None)
             return F.conv2d(x, self._dense(), bias, self.stride, self.kernel_size // 2)
         out = None

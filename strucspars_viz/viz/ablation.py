@@ -5,7 +5,7 @@
 * :func:`plot_accuracy_vs_cost` -- the paper's "Accuracy vs. Complexity" plot: mean top-1 against
   parameters and against MACs (log axes), one line per method across targets, sd as whiskers;
 * :func:`plot_related` -- the related-designs table (issue 9): mean top-1 (sd whiskers) against CPU
-  latency, with an arrow to the same network's dense-equivalent forward where it has one;
+  latency, with an arrow from the same network's structured ops where it has both forwards;
 * :func:`plot_arm_orders` -- one layer's ``S' = S[P][:, Q]`` under several orders (learned,
   ShuffleNet, random, identity) with the same ``G``'s block grid.
 """
@@ -85,18 +85,18 @@ def plot_related(table: Sequence[Mapping], *, batch: int = 64, title: str | None
             continue
         line = ax.errorbar(own, t["mean"], yerr=np.nan_to_num(t["sd"]), marker="o", ms=5, capsize=3, lw=1,
                            label=t["arm"])
-        fast = t["latency"].get((f"{t['arm']}:dense_forward", batch))
-        if fast is not None:
-            ax.annotate("", xy=(fast, t["mean"]), xytext=(own, t["mean"]),
+        slow = t["latency"].get((f"{t['arm']}:structured", batch))
+        if slow is not None:
+            ax.annotate("", xy=(own, t["mean"]), xytext=(slow, t["mean"]),
                         arrowprops={"arrowstyle": "->", "color": line[0].get_color(), "lw": 1})
-            ax.plot(fast, t["mean"], marker="o", ms=5, mfc="none", color=line[0].get_color())
+            ax.plot(slow, t["mean"], marker="o", ms=5, mfc="none", color=line[0].get_color())
     ax.set_xscale("log")
     ax.set_xlabel(f"CPU latency, batch {batch} (ms, median; log)")
     ax.set_ylabel("top-1 (%)")
     ax.grid(alpha=0.3, which="both")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    ax.set_title(title or "related designs: accuracy vs latency (hollow: dense-equivalent forward)", fontsize=10)
+    ax.set_title(title or "related designs: accuracy vs latency (hollow: the designs' structured ops)", fontsize=10)
     return fig
 
 
