@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from .matrices import plot_norm_matrix
 from .style import new_figure
@@ -91,10 +91,12 @@ def plot_related(table: Sequence[Mapping], *, batch: int = 64, title: str | None
                         arrowprops={"arrowstyle": "->", "color": line[0].get_color(), "lw": 1})
             ax.plot(slow, t["mean"], marker="o", ms=5, mfc="none", color=line[0].get_color())
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # labelled 1-2-5 steps: one decade spans the rows
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"CPU latency, batch {batch} (ms, median; log)")
     ax.set_ylabel("top-1 (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax.set_title(title or "related designs: accuracy vs latency (hollow: the designs' structured ops)", fontsize=10)
     return fig
