@@ -69,7 +69,8 @@ def test_design_baselines_train_and_the_table_is_written(tmp_path):
         summary = json.loads((folder / "summary.json").read_text())
         info = json.loads((folder / "baseline.json").read_text())
         assert json.loads((folder / "config.json").read_text())["model"] == DESIGNS[design]
-        assert summary["params"] == info["params"] == count_params(design_model(design, "resnet20", 10, TARGET_PARAMS)[0])
+        matched = count_params(design_model(design, "resnet20", 10, TARGET_PARAMS)[0])
+        assert summary["params"] == info["params"] == matched
         assert info["params_dense"] == 272_474  # the sweep's dense ResNet-20
     rows = {r["arm"]: r for r in collect_rows(out)}
     assert rows["ssc"]["params_ratio"] == pytest.approx(rows["ssc"]["params"] / 272_474)

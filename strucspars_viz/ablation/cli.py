@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(optional with --quick: a tiny run is trained into OUT/sparsify)")
     parser.add_argument("--out", required=True, metavar="OUT", help="sweep folder: OUT/<arm>/seed<k>/ run folders, "
                         "ablation.csv / .md / .png")
-    parser.add_argument("--arms", default="all", help=f"all (SPEC §7's {', '.join(SPEC_ARMS)}) or a comma list of {', '.join(ARMS)} "
-                        "(or none)")
+    parser.add_argument("--arms", default="all", help=f"all (SPEC §7's {', '.join(SPEC_ARMS)}) or a comma list "
+                        f"of {', '.join(ARMS)} (or none)")
     parser.add_argument("--seeds", default=None, help="comma list of seeds [default: 0,1,2; quick: 0,1]")
     parser.add_argument("--baselines", default="", help=f"comma list of {', '.join(BASELINES)} [default: none; "
                         "quick: magnitude]")

@@ -131,7 +131,8 @@ def markdown_table(table: Sequence[dict], title: str = "Ablation (top-1 %, compr
               "against the arm with the same training budget (pruned baselines: finetune, whose sparsification "
               "phase is as long as their dense pretraining; dense and narrow: fromscratch); n/a where n < 2."]
     if any(t["arm"] in DESIGNS for t in table):
-        lines.append("Related designs (igcv2, ssc, shufflenet_units) are re-initialised like narrow: against fromscratch.")
+        lines.append("Related designs (igcv2, ssc, shufflenet_units) are re-initialised like narrow: "
+                     "against fromscratch.")
     return "\n".join(lines) + "\n"
 
 

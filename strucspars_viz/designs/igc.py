@@ -8,9 +8,9 @@ BN, ReLU"; we use the same for IGC-V2, keeping the product linear as in ``x' = P
 
 Speed: an IGC-V2 block's 1x1 stages are linear, so by default (``dense_forward=True``) their product
 ``M = P_L W_L ... P_2 W_2`` is formed as one ``C x C`` matrix (autograd flows back to the sparse factors)
-and applied as a single dense 1x1 conv. On a CPU a training step is about 2.5x faster than through the
-chain of grouped convs and channel gathers (``dense_forward=False``); both compute the same function
-(tested). :func:`strucspars_viz.counting.count_params_macs` counts the staged, structured-sparse ops.
+and applied as a single dense 1x1 conv. On a CPU a training step of ``igcv2_resnet20`` is about 3x faster
+than through the chain of grouped convs and channel gathers (``dense_forward=False``); both compute the
+same function (tested). :func:`strucspars_viz.counting.count_params_macs` counts the staged, structured-sparse ops.
 """
 from __future__ import annotations
 
@@ -123,10 +123,5 @@ class IGCV2Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.dense_forward:
             return self.body(x)
-        y = self.body.w1(x)
-        y = F.conv2d(y, self.stage_product()[:, :, None, None])
-        for name, module in self.body.named_children():
-            if name in ("bn", "relu"):
-                y = module(y)
-        return y
-
+        y = self.body.bn(F.conv2d(self.body.w1(x), self.stage_product()[:, :, None, None]))
+        return self.body.relu(y) if hasattr(self.body, "relu") else y

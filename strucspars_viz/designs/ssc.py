@@ -179,18 +179,20 @@ class StructuredSparseConv2d(nn.Module):
         """The equivalent dense ``(Cout, Cin, k, k)`` weight, zeros included (a detached copy)."""
         return self._dense().detach()
 
+    def _bias(self) -> torch.Tensor | None:
+        """The bias (it lives in one part only), or None."""
+        parts = [part for part in (self.full, self.centre) if part is not None and part.bias is not None]
+        return parts[0].bias if parts else None
+
     def dense_bias(self) -> torch.Tensor | None:
-        for part in (self.full, self.centre):
-            if part is not None and part.bias is not None:
-                return part.bias.detach().clone()
-        return None
+        bias = self._bias()
+        return None if bias is None else bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(f"StructuredSparseConv2d expects {self.in_channels} input channels, got {x.shape[1]}")
         if self.dense_forward:
-            bias = next((part.bias for part in (self.full, self.centre) if part is not None and part.bias is not None), None)
-            return F.conv2d(x, self._dense(), bias, self.stride, self.kernel_size // 2)
+            return F.conv2d(x, self._dense(), self._bias(), self.stride, self.kernel_size // 2)
         out = None
         if self.full is not None:
             out = self.full(x if self._full_identity else x.index_select(1, self.full_index))
