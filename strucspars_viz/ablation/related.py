@@ -132,7 +132,6 @@ def related_table(rows: Sequence[dict], timing: Sequence[dict] = ()) -> list[dic
                       "p": math.nan if arm == REFERENCE else welch_p(ref, vals),
                       "params": sum(r["params"] for r in by[arm]) / sp.n,
                       "macs": sum(r["macs"] for r in by[arm]) / sp.n,
-                      "epochs": by[arm][0]["finetune_epochs"],
                       "latency": {k: v for k, v in lat.items() if k[0].split(":")[0] == arm}})
     return table
 
