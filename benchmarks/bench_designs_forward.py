@@ -19,14 +19,13 @@ import time
 
 import torch
 
+from strucspars_viz.counting import set_dense_forward
 from strucspars_viz.models import build_model
 from strucspars_viz.training import train_one_epoch
 
 
 def structured(model: torch.nn.Module) -> torch.nn.Module:
-    for m in model.modules():
-        if hasattr(m, "dense_forward"):
-            m.dense_forward = False
+    set_dense_forward(model, False)
     return model
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["COUNTERS", "ModelCost", "count_params_macs"]
+__all__ = ["COUNTERS", "ModelCost", "count_params_macs", "set_dense_forward"]
 
 COUNTERS = ("torch", "thop")
 Counter = Literal["torch", "thop"]
@@ -36,6 +36,15 @@ class ModelCost(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.params / 1e6:.3f} M params, {self.macs / 1e9:.4f} G MACs"
+
+
+def set_dense_forward(model: nn.Module, on: bool) -> list[nn.Module]:
+    """Set the ``dense_forward`` switch of every module that has one (IGC-V2 blocks, structured sparse
+    convs) to ``on``; returns the modules whose switch changed, so that a caller can put them back."""
+    changed = [m for m in model.modules() if getattr(m, "dense_forward", None) not in (None, on)]
+    for m in changed:
+        m.dense_forward = on
+    return changed
 
 
 def _input_size(input_size: Sequence[int]) -> tuple[int, ...]:
@@ -80,9 +89,7 @@ def count_params_macs(
                     dtype=first.dtype if first is not None else torch.float32)
     was_training = model.training
     model.eval()
-    switches = [m for m in model.modules() if getattr(m, "dense_forward", None) is True]
-    for m in switches:
-        m.dense_forward = False
+    switches = set_dense_forward(model, False)
     try:
         if counter == "thop":
             return ModelCost(int(params), _thop_macs(model, x))

@@ -69,3 +69,13 @@ def test_eval_outputs_agree_and_the_counter_counts_the_structured_ops(case):
         assert flops.get_total_flops() // 2 == macs
     else:
         assert flops.get_total_flops() // 2 > macs
+
+
+def test_set_dense_forward_reports_only_the_switches_it_changed():
+    from strucspars_viz.counting import set_dense_forward
+
+    net = torch.nn.Sequential(IGCV2Block(4, (2, 2)), StructuredSparseConv2d(4, 4, 3, 2, 1, 1), torch.nn.ReLU())
+    net[1].dense_forward = False
+    assert set_dense_forward(net, False) == [net[0]]
+    assert not net[0].dense_forward and not net[1].dense_forward
+    assert set_dense_forward(net, True) == [net[0], net[1]] and set_dense_forward(net, True) == []

@@ -217,7 +217,7 @@ TAYLOR_BATCHES = 8
 
 def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
     """Write ``start.pt`` (once; atomic) and return the config of the job's finetuning run."""
-    from ..models import model_entry
+    from ..models import build_model, model_entry
 
     folder = job.dir
     file = folder / "start.pt"
@@ -233,8 +233,6 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
     target = target_params(start)
     info: dict[str, Any] = {"baseline": job.arm, "params_target": target}
     if job.arm == "dense":
-        from ..models import build_model
-
         model = reinitialise_(build_model(start.model, num_classes=start.num_classes), job.seed)
     elif job.arm == "narrow":
         model, match = narrow_model(start.model, start.num_classes, target)
@@ -244,8 +242,6 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
         model, match = design_model(job.arm, start.model, start.num_classes, target)
         reinitialise_(model, job.seed)
         # the sweep model's dense cost, for the CSV's ratios (the design's own run has no dense reference)
-        from ..models import build_model
-
         dense = cost(build_model(start.model, num_classes=start.num_classes), model_entry(start.model).input_size)
         info.update(match, params_dense=dense["params"], macs_dense=dense["macs"])
     else:
@@ -261,8 +257,6 @@ def _prepare_start(job: Job, start, cfg: TrainConfig) -> TrainConfig:
                 if _train(pre, pre_dir, job.stop_after_epochs) is None:
                     raise _Stopped()
         dense = read_weights(pre_dir / "final.pt")
-        from ..models import build_model
-
         model = build_model(dense.model, num_classes=dense.num_classes)
         model.load_state_dict(dense.state_dict)
         example, grad_fn = _example_and_grads(cfg, model_entry(start.model).input_size)

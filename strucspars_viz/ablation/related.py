@@ -84,17 +84,16 @@ def run_model(folder: str | Path) -> nn.Module:
 
 
 def _structured(model: nn.Module) -> nn.Module:
+    from ..counting import set_dense_forward
+
     out = copy.deepcopy(model)
-    for m in out.modules():
-        if hasattr(m, "dense_forward"):
-            m.dense_forward = False
+    set_dense_forward(out, False)
     return out
 
 
 def time_rows(rows: Sequence[dict], *, batches: Sequence[int] = (1, 64), repeats: int = 20,
               progress: bool = True):
     """Time seed 0's model of every row (lowest seed present) under eager fp32 NCHW on the CPU."""
-    from ..counting import count_params_macs
     from ..timing import Variant, configs_for, run_sweep
 
     first: dict[str, dict] = {}
@@ -104,13 +103,13 @@ def time_rows(rows: Sequence[dict], *, batches: Sequence[int] = (1, 64), repeats
     for arm, _ in ROWS:
         if arm not in first:
             continue
-        model = run_model(first[arm]["folder"])
-        cost = count_params_macs(model, (3, 32, 32))
+        row = first[arm]  # its params / MACs are the run's own count of this very model
+        model = run_model(row["folder"])
         variants.append(Variant(arm, model, (3, 32, 32), family=arm, reference=REFERENCE,
-                                params=cost.params, macs=cost.macs))
+                                params=row["params"], macs=row["macs"]))
         if arm in STRUCTURED:
             variants.append(Variant(f"{arm}:structured", _structured(model), (3, 32, 32), family=arm,
-                                    reference=REFERENCE, params=cost.params, macs=cost.macs))
+                                    reference=REFERENCE, params=row["params"], macs=row["macs"]))
     return run_sweep(variants, configs_for(batches), repeats=repeats, device="cpu", memory=False, progress=progress)
 
 
